@@ -1,0 +1,97 @@
+"""Every setting of gho-etl, read once from the environment (and `.env`).
+
+Real environment variables win over `.env`, so a deployment can override a
+developer's file without editing it. Values are only read and typed here;
+`src.settings` validates them and turns them into the objects the pipeline uses,
+so that one bad entry stops a run before any work starts.
+"""
+
+import json
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+load_dotenv(PROJECT_ROOT / ".env", override=False)
+
+
+def _env(name, default=None):
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip()
+
+
+# --- GHO API ---------------------------------------------------------------
+GHO_API_BASE_URL = _env("GHO_API_BASE_URL", "https://ghoapi.azureedge.net/api").rstrip("/")
+# Rows asked for per request ($top). The real API has no server paging, so a
+# large indicator is fetched in pages of this size.
+GHO_PAGE_SIZE = _env("GHO_PAGE_SIZE", "10000")
+GHO_HTTP_TIMEOUT = _env("GHO_HTTP_TIMEOUT", "60")
+GHO_MAX_ATTEMPTS = _env("GHO_MAX_ATTEMPTS", "6")
+GHO_BACKOFF_BASE = _env("GHO_BACKOFF_BASE", "1.0")
+GHO_BACKOFF_MAX = _env("GHO_BACKOFF_MAX", "60")
+
+# --- Database --------------------------------------------------------------
+DATABASE_URL = _env("DATABASE_URL")
+_LIBPQ_VARIABLES = {
+    "host": "PGHOST",
+    "port": "PGPORT",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "dbname": "PGDATABASE",
+    "sslmode": "PGSSLMODE",
+}
+# libpq keyword -> value, only for the variables that are set.
+PSQL_SERVER_PARAMS = {
+    keyword: _env(variable)
+    for keyword, variable in _LIBPQ_VARIABLES.items()
+    if _env(variable) is not None
+}
+
+# --- Local state -------------------------------------------------------------
+DATA_DIR = Path(_env("GHO_DATA_DIR", str(PROJECT_ROOT / "data"))).expanduser()
+LOG_DIR = Path(_env("GHO_LOG_DIR", str(PROJECT_ROOT / "logs"))).expanduser()
+LOG_LEVEL = _env("GHO_LOG_LEVEL", "INFO")
+LOG_MAX_BYTES = _env("GHO_LOG_MAX_BYTES", str(10 * 1024 * 1024))
+LOG_BACKUP_COUNT = _env("GHO_LOG_BACKUP_COUNT", "5")
+
+# --- Transform -----------------------------------------------------------------
+# Share of a batch's rows that may be rejected before the whole batch fails.
+REJECT_THRESHOLD = _env("GHO_REJECT_THRESHOLD", "0.05")
+
+# --- Datasets ----------------------------------------------------------------
+# name -> entry. Keys: indicator (required), enabled (default True), filter
+# (OData $filter or None), table (default: the name), schedule (default
+# "every day at 02:00"), mode ("merge" default, "replace" or "append").
+DATASET_CONFIG = {
+    "life_expectancy_at_birth": {
+        "enabled": True,
+        "indicator": "WHOSIS_000001",
+        "filter": None,
+        "table": "life_expectancy_at_birth",
+        "schedule": "every day at 02:00",
+        "mode": "merge",
+    },
+    "life_expectancy_at_60": {
+        "enabled": False,
+        "indicator": "WHOSIS_000015",
+        "filter": None,
+        "table": "life_expectancy_at_60",
+        "schedule": "every day at 02:30",
+        "mode": "merge",
+    },
+}
+
+DATASET_CONFIG_FILE = _env("DATASET_CONFIG_FILE")
+DATASET_CONFIG_ERROR = None
+if DATASET_CONFIG_FILE:
+    # A broken file must not crash on import: the error is reported by the
+    # start-up validation with one clear line.
+    try:
+        with open(DATASET_CONFIG_FILE, encoding="utf-8") as handle:
+            DATASET_CONFIG = json.load(handle)
+    except (OSError, ValueError) as exc:
+        DATASET_CONFIG_ERROR = f"DATASET_CONFIG_FILE {DATASET_CONFIG_FILE}: {exc}"

@@ -1,0 +1,1 @@
+"""gho-etl: WHO GHO OData -> landing -> staging -> PostgreSQL."""

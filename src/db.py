@@ -1,0 +1,118 @@
+"""Which PostgreSQL to use, and how to reach it.
+
+DATABASE_URL wins, then the libpq variables (PGHOST, PGPORT, ...); with neither
+set the pipeline starts an embedded PostgreSQL (the `pgserver` package) whose
+data directory lives under `data/postgres/`, so it works on a fresh machine.
+pgserver counts the processes using the server and serialises start-up with
+an inter-process lock, so concurrent scripts share one server safely.
+"""
+
+import logging
+import warnings
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+
+from src.errors import DatabaseUnavailable
+
+log = logging.getLogger("gho_etl.db")
+
+CONNECT_TIMEOUT_S = 10
+MIN_SERVER_VERSION = 150000  # NULLS NOT DISTINCT unique indexes
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def describe_dsn(dsn: str) -> str:
+    """A connection string with the password removed, fit for logs."""
+    try:
+        params = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.ProgrammingError:
+        return "DATABASE_URL (unparseable)"
+    return describe_params(params)
+
+
+def describe_params(params: dict) -> str:
+    host = params.get("host") or "local socket"
+    port = params.get("port") or "5432"
+    user = params.get("user") or "(default user)"
+    dbname = params.get("dbname") or "(default database)"
+    text = f"postgresql://{user}@{host}:{port}/{dbname}"
+    if params.get("sslmode"):
+        text += f" (sslmode={params['sslmode']})"
+    return text
+
+
+class Database:
+    """Connection factory for the configured database; starts the embedded one on demand."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self._embedded = None
+        self._announced = False
+
+    @property
+    def embedded_dir(self) -> Path:
+        return self.settings.data_dir / "postgres"
+
+    def description(self) -> str:
+        if self.settings.database_url:
+            return describe_dsn(self.settings.database_url)
+        if self.settings.psql_params:
+            return describe_params(self.settings.psql_params)
+        return f"embedded PostgreSQL in {self.embedded_dir}"
+
+    def _embedded_uri(self) -> str:
+        if self._embedded is None:
+            try:
+                with warnings.catch_warnings():
+                    # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, CI); harmless.
+                    warnings.simplefilter("ignore")
+                    import pgserver
+            except ImportError:
+                raise DatabaseUnavailable(
+                    "no database configured and the embedded one (pgserver) is not installed: "
+                    "run python3 utils/install_requirements.py, or set DATABASE_URL"
+                ) from None
+            logging.getLogger("pgserver").setLevel(logging.WARNING)
+            self.embedded_dir.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self._embedded = pgserver.get_server(self.embedded_dir, cleanup_mode="stop")
+            except Exception as exc:  # pgserver raises plain exceptions of many kinds
+                raise DatabaseUnavailable(
+                    f"could not start the embedded PostgreSQL in {self.embedded_dir}: {_first_line(exc)} "
+                    f"(see {self.embedded_dir / 'log'})"
+                ) from None
+        return self._embedded.get_uri()
+
+    def connect(self):
+        """A new connection (autocommit off); DatabaseUnavailable when it cannot be had."""
+        if self.settings.database_url:
+            target = {"dsn": self.settings.database_url}
+        elif self.settings.psql_params:
+            target = dict(self.settings.psql_params)
+        else:
+            target = {"dsn": self._embedded_uri()}
+        if not self._announced:
+            log.info("using database: %s", self.description())
+            self._announced = True
+        try:
+            connection = psycopg2.connect(
+                **target, connect_timeout=CONNECT_TIMEOUT_S, application_name="gho-etl"
+            )
+        except psycopg2.OperationalError as exc:
+            raise DatabaseUnavailable(f"cannot connect to {self.description()}: {_first_line(exc)}") from None
+        if connection.server_version < MIN_SERVER_VERSION:
+            version = connection.server_version
+            connection.close()
+            raise DatabaseUnavailable(
+                f"{self.description()} runs PostgreSQL {version // 10000}; gho-etl needs 15 or newer "
+                "(for NULLS NOT DISTINCT natural-key indexes)"
+            )
+        return connection

@@ -1,0 +1,275 @@
+"""Load: staging Parquet -> PostgreSQL, one transaction per batch, exactly once.
+
+Each batch is streamed with COPY into a temporary table and applied to the
+target with one set-based statement. The same transaction records the batch
+in the `etl_batches` ledger, so a batch whose commit happened is never applied
+again, whatever crashed afterwards; the staging file is deleted only after the
+commit. A per-dataset advisory lock keeps two loads of one dataset apart.
+"""
+
+import io
+import logging
+import time
+from dataclasses import dataclass
+
+import psycopg2
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from psycopg2 import sql
+
+from src import schema
+from src.errors import DatabaseUnavailable, LoadError
+from src.storage import Layout, phase_lock
+
+log = logging.getLogger("gho_etl.load")
+
+LEDGER_TABLE = "etl_batches"
+COPY_BATCH_ROWS = 100_000
+STAGE_TABLE = "_gho_stage"
+
+
+@dataclass
+class LoadResult:
+    dataset: str
+    batch_id: str
+    table: str
+    rows_staged: int
+    inserted: int
+    updated: int
+    skipped: bool
+    seconds: float
+
+
+def lock_key(name: str) -> str:
+    return f"gho-etl:{name}"
+
+
+def ensure_ledger(connection) -> None:
+    with connection, connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key("ddl")])
+        cursor.execute(
+            sql.SQL(
+                """CREATE TABLE IF NOT EXISTS {} (
+                    dataset text NOT NULL,
+                    batch_id text NOT NULL,
+                    table_name text NOT NULL,
+                    mode text NOT NULL,
+                    rows_staged bigint NOT NULL,
+                    rows_inserted bigint NOT NULL,
+                    rows_updated bigint NOT NULL,
+                    loaded_at timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (dataset, batch_id))"""
+            ).format(sql.Identifier(LEDGER_TABLE))
+        )
+
+
+def _table_columns(cursor, table) -> dict:
+    cursor.execute(
+        """SELECT column_name, data_type FROM information_schema.columns
+           WHERE table_schema = current_schema() AND table_name = %s""",
+        [table],
+    )
+    return dict(cursor.fetchall())
+
+
+def _index_name(table) -> str:
+    return f"{table[:50]}_natural_key"
+
+
+def ensure_table(cursor, table: str, columns: list) -> None:
+    """Create the target table or evolve it to hold `columns`; refuse hand-made type changes."""
+    existing = _table_columns(cursor, table)
+    if not existing:
+        definitions = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(schema.pg_type(c))) for c in columns]
+        definitions += [
+            sql.SQL("{} text NOT NULL").format(sql.Identifier(schema.BATCH_COLUMN)),
+            sql.SQL("{} timestamptz NOT NULL DEFAULT now()").format(sql.Identifier(schema.LOADED_AT_COLUMN)),
+        ]
+        cursor.execute(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(table), sql.SQL(", ").join(definitions)))
+        log.info("created table %s", table, extra={"table": table})
+    else:
+        wanted = {c: schema.pg_type(c) for c in columns}
+        wanted[schema.BATCH_COLUMN] = "text"
+        wanted[schema.LOADED_AT_COLUMN] = "timestamp with time zone"
+        for column, pg_type in wanted.items():
+            found = existing.get(column)
+            if found is None:
+                cursor.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                        sql.Identifier(table), sql.Identifier(column), sql.SQL(pg_type)
+                    )
+                )
+                log.warning(
+                    "schema evolution: added column %s %s to table %s",
+                    column,
+                    pg_type,
+                    table,
+                    extra={"table": table, "column": column},
+                )
+            elif found != pg_type:
+                raise LoadError(
+                    f"table {table}: column {column} is {found}, expected {pg_type} "
+                    "(changed by hand?); restore its type, or rename the table to reload from scratch"
+                )
+    cursor.execute(
+        sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({}) NULLS NOT DISTINCT").format(
+            sql.Identifier(_index_name(table)),
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, schema.NATURAL_KEY)),
+        )
+    )
+
+
+def _copy_into_stage(cursor, staging: pq.ParquetFile, columns: list) -> int:
+    definitions = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(schema.pg_type(c))) for c in columns]
+    cursor.execute(
+        sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+            sql.Identifier(STAGE_TABLE), sql.SQL(", ").join(definitions)
+        )
+    )
+    copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+        sql.Identifier(STAGE_TABLE), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    copied = 0
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    for record_batch in staging.iter_batches(batch_size=COPY_BATCH_ROWS, columns=columns):
+        buffer = io.BytesIO()
+        pacsv.write_csv(record_batch, buffer, options)
+        buffer.seek(0)
+        cursor.copy_expert(copy, buffer)
+        copied += record_batch.num_rows
+    return copied
+
+
+def _count(cursor, table) -> int:
+    cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+    return cursor.fetchone()[0]
+
+
+def _apply(cursor, dataset, columns, batch_id) -> tuple:
+    """Apply the stage table to the target by the dataset's mode; return (inserted, updated)."""
+    table = sql.Identifier(dataset.table)
+    target_columns = columns + [schema.BATCH_COLUMN, schema.LOADED_AT_COLUMN]
+    insert = sql.SQL("INSERT INTO {} AS t ({}) SELECT {}, %s, now() FROM {}").format(
+        table,
+        sql.SQL(", ").join(map(sql.Identifier, target_columns)),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.Identifier(STAGE_TABLE),
+    )
+    key = sql.SQL(", ").join(map(sql.Identifier, schema.NATURAL_KEY))
+    if dataset.mode == "replace":
+        cursor.execute(sql.SQL("DELETE FROM {}").format(table))
+        cursor.execute(insert, [batch_id])
+        return cursor.rowcount, 0
+    if dataset.mode == "append":
+        cursor.execute(insert + sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(key), [batch_id])
+        return cursor.rowcount, 0
+    # merge: rewrite only rows whose data changed. GHO's Id is not stable, so
+    # a new Id alone is not a change.
+    data_columns = [c for c in columns if c not in schema.NATURAL_KEY]
+    compared = [c for c in data_columns if c != "id"]
+    assignments = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in data_columns]
+    assignments += [
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(schema.BATCH_COLUMN)),
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(schema.LOADED_AT_COLUMN)),
+    ]
+    changed = sql.SQL("(t.{}) IS DISTINCT FROM (EXCLUDED.{})").format(
+        sql.SQL(", t.").join(map(sql.Identifier, compared)),
+        sql.SQL(", EXCLUDED.").join(map(sql.Identifier, compared)),
+    )
+    before = _count(cursor, dataset.table)
+    cursor.execute(
+        insert
+        + sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {} WHERE {}").format(key, sql.SQL(", ").join(assignments), changed),
+        [batch_id],
+    )
+    written = cursor.rowcount
+    inserted = _count(cursor, dataset.table) - before
+    return inserted, written - inserted
+
+
+def load_batch(connection, dataset, staging_file) -> LoadResult:
+    batch_id = staging_file.stem
+    started = time.monotonic()
+    staging = pq.ParquetFile(staging_file)
+    columns = staging.schema_arrow.names
+    rows = staging.metadata.num_rows
+    with connection, connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key(dataset.name)])
+        cursor.execute(
+            sql.SQL("SELECT 1 FROM {} WHERE dataset = %s AND batch_id = %s").format(sql.Identifier(LEDGER_TABLE)),
+            [dataset.name, batch_id],
+        )
+        if cursor.fetchone():
+            skipped = True
+            inserted = updated = 0
+        else:
+            skipped = False
+            ensure_table(cursor, dataset.table, columns)
+            if rows == 0 and dataset.mode == "replace":
+                log.warning("%s: empty batch %s; replace mode keeps the table as it is", dataset.name, batch_id)
+                inserted = updated = 0
+            else:
+                _copy_into_stage(cursor, staging, columns)
+                inserted, updated = _apply(cursor, dataset, columns, batch_id)
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} (dataset, batch_id, table_name, mode, rows_staged, rows_inserted, rows_updated) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                ).format(sql.Identifier(LEDGER_TABLE)),
+                [dataset.name, batch_id, dataset.table, dataset.mode, rows, inserted, updated],
+            )
+    staging_file.unlink()
+    result = LoadResult(dataset.name, batch_id, dataset.table, rows, inserted, updated, skipped, time.monotonic() - started)
+    if skipped:
+        log.info("%s batch %s was already applied; removed its staging file", dataset.name, batch_id)
+    else:
+        log.info(
+            "loaded %s batch %s into %s (%s): %d staged, %d inserted, %d updated",
+            dataset.name,
+            batch_id,
+            dataset.table,
+            dataset.mode,
+            rows,
+            inserted,
+            updated,
+            extra={
+                "dataset": dataset.name,
+                "batch_id": batch_id,
+                "rows": rows,
+                "inserted": inserted,
+                "updated": updated,
+            },
+        )
+    return result
+
+
+def staging_batches(layout, dataset_name):
+    directory = layout.staging(dataset_name)
+    if not directory.exists():
+        return []
+    return sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
+
+
+def load_dataset(settings, dataset, database) -> list:
+    """Apply every staging batch of a dataset, oldest first."""
+    layout = Layout(settings.data_dir)
+    with phase_lock(layout, dataset.name, "load"):
+        batches = staging_batches(layout, dataset.name)
+        if not batches:
+            log.info("%s: no staging batch to load", dataset.name, extra={"dataset": dataset.name})
+            return []
+        connection = database.connect()
+        try:
+            ensure_ledger(connection)
+            return [load_batch(connection, dataset, path) for path in batches]
+        except psycopg2.OperationalError as exc:
+            raise DatabaseUnavailable(
+                f"lost the database while loading {dataset.name}: {str(exc).strip().splitlines()[0]}; "
+                "the transaction was rolled back and staging kept"
+            ) from None
+        except psycopg2.Error as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LoadError(f"loading {dataset.name} into {dataset.table} failed: {message}; staging kept") from None
+        finally:
+            connection.close()

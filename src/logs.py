@@ -1,0 +1,143 @@
+"""Logging: JSON lines in logs/ for machines, short lines on the console for people.
+
+Every record carries the context it happened in (run_id, dataset, phase) from
+a context variable, so one `grep run_id` shows a whole run. A redaction filter
+removes passwords from every record before any handler sees it.
+"""
+
+import contextvars
+import json
+import logging
+import logging.handlers
+import re
+import sys
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+LOG_FILE_NAME = "gho_etl.jsonl"
+_context = contextvars.ContextVar("gho_etl_log_context", default={})
+_STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@")
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+
+@contextmanager
+def log_context(**fields):
+    """Attach fields (run_id, dataset, phase, ...) to every record logged inside the block."""
+    token = _context.set({**_context.get(), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def current_context() -> dict:
+    return dict(_context.get())
+
+
+class RedactSecrets(logging.Filter):
+    """Masks passwords in URIs, `password=` keywords and any configured secret value."""
+
+    def __init__(self, secrets=()):
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 3]
+
+    def redact(self, text: str) -> str:
+        text = _URI_PASSWORD.sub(r"\1***@", text)
+        text = _KEYWORD_PASSWORD.sub(r"\1***", text)
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def filter(self, record):
+        message = record.getMessage()
+        record.msg = self.redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        for key, value in _context.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+class JsonLinesFormatter(logging.Formatter):
+    def format(self, record):
+        entry = {
+            "timestamp": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class ConsoleFormatter(logging.Formatter):
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+
+    def formatException(self, ei):
+        # Tracebacks go to the JSON log; the console keeps one line per event.
+        return ""
+
+    def format(self, record):
+        saved = record.exc_text
+        record.exc_text = None
+        try:
+            return super().format(record).rstrip()
+        finally:
+            record.exc_text = saved
+
+
+def secrets_of(settings) -> list:
+    secrets = []
+    if settings.psql_params.get("password"):
+        secrets.append(settings.psql_params["password"])
+    if settings.database_url:
+        try:
+            import psycopg2.extensions
+
+            password = psycopg2.extensions.parse_dsn(settings.database_url).get("password")
+        except Exception:
+            password = None
+        if password:
+            secrets.append(password)
+    return secrets
+
+
+def setup_logging(settings, console_level=None, console=True):
+    """Configure the root logger for a script or the scheduler (idempotent)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.DEBUG)
+    redact = RedactSecrets(secrets_of(settings))
+
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.handlers.RotatingFileHandler(
+        settings.log_dir / LOG_FILE_NAME,
+        maxBytes=settings.log_max_bytes,
+        backupCount=settings.log_backup_count,
+        encoding="utf-8",
+    )
+    file_handler.setLevel(settings.log_level)
+    file_handler.setFormatter(JsonLinesFormatter())
+    file_handler.addFilter(redact)
+    root.addHandler(file_handler)
+
+    if console:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setLevel(console_level or settings.log_level)
+        stream.setFormatter(ConsoleFormatter())
+        stream.addFilter(redact)
+        root.addHandler(stream)
+    for noisy in ("urllib3", "pgserver", "filelock", "fasteners"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

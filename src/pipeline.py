@@ -1,0 +1,132 @@
+"""Running phases for datasets: the one place scripts and the scheduler share.
+
+`run_phase` runs one phase for one dataset inside a log context and records
+it in the run history; `run_job` chains extract -> transform -> load and stops
+at the first failed phase. Errors come back as outcomes, not exceptions, so
+one dataset's failure never stops another's.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from src.errors import GhoEtlError
+from src.extract import extract_dataset
+from src.load import load_dataset
+from src.logs import log_context
+from src.runs import new_run_id
+from src.transform import transform_dataset
+
+log = logging.getLogger("gho_etl.pipeline")
+
+PHASES = ("extract", "transform", "load")
+
+
+@dataclass
+class PhaseOutcome:
+    dataset: str
+    phase: str
+    ok: bool
+    rows_in: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    error: str = None
+    exit_code: int = 0
+    details: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        head = f"{self.phase} {self.dataset}:"
+        if not self.ok:
+            return f"{head} FAILED after {self.seconds:.1f}s: {self.error}"
+        text = f"{head} {self.rows_written} rows"
+        if self.phase == "transform":
+            text += f", {self.rows_rejected} rejects"
+        if self.phase == "load":
+            text += f" written of {self.rows_in} staged"
+        return text + f", {self.batches} batch(es), {self.seconds:.1f}s"
+
+
+def _measure(phase, results) -> dict:
+    if phase == "extract":
+        return {"rows_in": results.rows, "rows_written": results.rows, "batches": 1}
+    if phase == "transform":
+        return {
+            "rows_in": sum(r.rows_in for r in results),
+            "rows_written": sum(r.rows_out for r in results),
+            "rows_rejected": sum(r.rejected for r in results),
+            "batches": len(results),
+        }
+    return {
+        "rows_in": sum(r.rows_staged for r in results),
+        "rows_written": sum(r.inserted + r.updated for r in results),
+        "batches": len(results),
+    }
+
+
+class Runner:
+    """Holds what every phase needs: settings, the database and the run history."""
+
+    def __init__(self, settings, database, history=None):
+        self.settings = settings
+        self.database = database
+        self.history = history
+
+    def _execute(self, phase, dataset):
+        if phase == "extract":
+            return extract_dataset(self.settings, dataset)
+        if phase == "transform":
+            return transform_dataset(self.settings, dataset)
+        if phase == "load":
+            return load_dataset(self.settings, dataset, self.database)
+        raise ValueError(f"unknown phase {phase}")
+
+    def run_phase(self, phase, dataset, run_id=None) -> PhaseOutcome:
+        run_id = run_id or new_run_id()
+        started = time.monotonic()
+        with log_context(run_id=run_id, dataset=dataset.name, phase=phase):
+            row_id = self.history.start(run_id, dataset.name, phase) if self.history else None
+            try:
+                results = self._execute(phase, dataset)
+            except GhoEtlError as exc:
+                outcome = PhaseOutcome(dataset.name, phase, False, error=str(exc), exit_code=exc.exit_code)
+                log.error("%s of %s failed: %s", phase, dataset.name, exc)
+            except Exception as exc:  # an unexpected bug: keep the traceback in the log file
+                log.exception("%s of %s failed unexpectedly", phase, dataset.name)
+                outcome = PhaseOutcome(
+                    dataset.name,
+                    phase,
+                    False,
+                    error=f"unexpected {type(exc).__name__}: {exc} (traceback in the log file)",
+                    exit_code=1,
+                )
+            else:
+                outcome = PhaseOutcome(dataset.name, phase, True, **_measure(phase, results), details=results)
+            outcome.seconds = time.monotonic() - started
+            if self.history:
+                self.history.finish(
+                    row_id,
+                    "succeeded" if outcome.ok else "failed",
+                    outcome.rows_in,
+                    outcome.rows_written,
+                    outcome.rows_rejected,
+                    outcome.batches,
+                    outcome.error,
+                )
+            log.info(
+                outcome.summary(),
+                extra={"rows": outcome.rows_written, "duration_s": round(outcome.seconds, 3), "ok": outcome.ok},
+            )
+        return outcome
+
+    def run_job(self, dataset, phases=PHASES) -> list:
+        """Run the phases of one dataset in order; stop at the first failure."""
+        run_id = new_run_id()
+        outcomes = []
+        for phase in phases:
+            outcome = self.run_phase(phase, dataset, run_id)
+            outcomes.append(outcome)
+            if not outcome.ok:
+                break
+        return outcomes

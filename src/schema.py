@@ -1,0 +1,90 @@
+"""The staging schema: GHO fields, their snake_case columns and types.
+
+Shared by transform (which produces these columns) and load (which creates
+and checks the table), so the two can never disagree on a name or a type.
+"""
+
+import re
+
+import pyarrow as pa
+
+# column -> (arrow type, PostgreSQL type), in table order.
+CORE_COLUMNS = {
+    "id": (pa.int64(), "bigint"),
+    "indicator_code": (pa.string(), "text"),
+    "spatial_dim_type": (pa.string(), "text"),
+    "spatial_dim": (pa.string(), "text"),
+    "parent_location_code": (pa.string(), "text"),
+    "parent_location": (pa.string(), "text"),
+    "time_dim_type": (pa.string(), "text"),
+    "time_dim": (pa.int32(), "integer"),
+    "dim1_type": (pa.string(), "text"),
+    "dim1": (pa.string(), "text"),
+    "dim2_type": (pa.string(), "text"),
+    "dim2": (pa.string(), "text"),
+    "dim3_type": (pa.string(), "text"),
+    "dim3": (pa.string(), "text"),
+    "data_source_dim_type": (pa.string(), "text"),
+    "data_source_dim": (pa.string(), "text"),
+    "value": (pa.string(), "text"),
+    "numeric_value": (pa.float64(), "double precision"),
+    "low": (pa.float64(), "double precision"),
+    "high": (pa.float64(), "double precision"),
+    "comments": (pa.string(), "text"),
+    "date": (pa.timestamp("us", tz="UTC"), "timestamp with time zone"),
+    "time_dimension_value": (pa.string(), "text"),
+    "time_dimension_begin": (pa.timestamp("us", tz="UTC"), "timestamp with time zone"),
+    "time_dimension_end": (pa.timestamp("us", tz="UTC"), "timestamp with time zone"),
+}
+
+NATURAL_KEY = (
+    "indicator_code",
+    "spatial_dim_type",
+    "spatial_dim",
+    "time_dim_type",
+    "time_dim",
+    "dim1",
+    "dim2",
+    "dim3",
+    "data_source_dim",
+)
+REQUIRED = ("indicator_code", "spatial_dim_type", "spatial_dim")
+TEXT_COLUMNS = [name for name, (arrow, _) in CORE_COLUMNS.items() if arrow == pa.string()]
+FLOAT_COLUMNS = ("numeric_value", "low", "high")
+INSTANT_COLUMNS = ("date",)
+# Calendar boundaries of the period a fact covers: their published wall-clock
+# time is kept, so 2010-01-01T00:00:00+01:00 stays 2010-01-01 for a reader in UTC.
+PERIOD_COLUMNS = ("time_dimension_begin", "time_dimension_end")
+# Columns a field the API adds later is given: always text, so a type that
+# changes between batches can never break a load.
+EXTRA_ARROW_TYPE = pa.string()
+EXTRA_PG_TYPE = "text"
+
+# Metadata columns the load adds.
+BATCH_COLUMN = "_batch_id"
+LOADED_AT_COLUMN = "_loaded_at"
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NOT_IDENTIFIER = re.compile(r"[^a-z0-9_]+")
+
+
+def snake_case(field: str) -> str:
+    """GHO field name -> column name: `SpatialDimType` -> `spatial_dim_type`.
+
+    Any other field becomes a safe plain identifier, whatever the API sends.
+    """
+    name = _CAMEL_BOUNDARY.sub("_", field.strip()).lower()
+    name = _NOT_IDENTIFIER.sub("_", name).strip("_") or "field"
+    if name[0].isdigit() or name.startswith("_"):
+        name = "f_" + name
+    return name[:63]
+
+
+def arrow_schema(extra_columns=()):
+    fields = [pa.field(name, arrow) for name, (arrow, _) in CORE_COLUMNS.items()]
+    fields += [pa.field(name, EXTRA_ARROW_TYPE) for name in extra_columns]
+    return pa.schema(fields)
+
+
+def pg_type(column: str) -> str:
+    return CORE_COLUMNS[column][1] if column in CORE_COLUMNS else EXTRA_PG_TYPE

@@ -1,0 +1,250 @@
+"""Validated settings: the one place where configuration is checked.
+
+`load_settings()` reads `config.config` and either returns a complete
+`Settings` or raises `ConfigError` with one line naming the dataset and key at
+fault, before any phase has touched the API, the disk or the database.
+"""
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from src.errors import ConfigError
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+INDICATOR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+# Tables the pipeline keeps for itself; a dataset may not load into them.
+RESERVED_TABLES = {"etl_runs", "etl_batches"}
+MODES = ("merge", "replace", "append")
+DEFAULT_SCHEDULE = "every day at 02:00"
+ENTRY_KEYS = {"enabled", "indicator", "filter", "table", "schedule", "mode"}
+
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+WEEKDAYS = (
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+)
+_INTERVAL = re.compile(r"^every\s+(?:(\d+)\s+)?(second|minute|hour|day|week)s?$")
+_AT = re.compile(
+    r"^every\s+(day|" + "|".join(WEEKDAYS) + r")\s+at\s+(\d{1,2}):(\d{2})(?::(\d{2}))?"
+    r"(?:\s+(\S+))?$"
+)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A parsed schedule: either every N units, or a time of day (weekly or daily)."""
+
+    text: str
+    unit: str  # second, minute, hour, day, week, or a weekday name
+    interval: int = 1
+    at: Optional[str] = None  # "HH:MM:SS"
+    timezone: Optional[str] = None
+
+    @property
+    def period_seconds(self) -> int:
+        """How long a healthy dataset may go between successful runs."""
+        if self.unit in WEEKDAYS:
+            return _UNIT_SECONDS["week"]
+        return self.interval * _UNIT_SECONDS[self.unit]
+
+
+def parse_schedule(text: str) -> Schedule:
+    """Parse the schedule grammar; raise ValueError with the accepted forms."""
+    if not isinstance(text, str):
+        raise ValueError("must be a string such as 'every day at 02:00'")
+    normalized = " ".join(text.strip().split())
+    lowered = normalized.lower()
+    match = _INTERVAL.match(lowered)
+    if match:
+        interval = int(match.group(1) or 1)
+        if interval < 1:
+            raise ValueError("the interval must be at least 1")
+        return Schedule(text=normalized, unit=match.group(2), interval=interval)
+    match = _AT.match(lowered)
+    if match:
+        day, hour, minute, second = match.group(1, 2, 3, 4)
+        if int(hour) > 23 or int(minute) > 59 or int(second or 0) > 59:
+            raise ValueError(f"{hour}:{minute} is not a time of day")
+        timezone = None
+        if match.group(5):
+            # Keep the zone's spelling from the original text (zone names are
+            # case-sensitive).
+            timezone = normalized.split()[-1]
+            try:
+                ZoneInfo(timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {timezone!r}") from None
+        at = f"{int(hour):02d}:{minute}:{second or '00'}"
+        return Schedule(text=normalized, unit=day, at=at, timezone=timezone)
+    raise ValueError(
+        f"cannot parse {text!r}; use 'every N seconds|minutes|hours|days', "
+        "'every day at HH:MM' or 'every <weekday> at HH:MM' (optionally followed by "
+        "a time zone such as Europe/Berlin)"
+    )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    indicator: str
+    table: str
+    enabled: bool = True
+    filter: Optional[str] = None
+    schedule: Schedule = field(default_factory=lambda: parse_schedule(DEFAULT_SCHEDULE))
+    mode: str = "merge"
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_base_url: str
+    datasets: dict
+    data_dir: Path
+    log_dir: Path
+    page_size: int = 10000
+    http_timeout: float = 60.0
+    max_attempts: int = 6
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    reject_threshold: float = 0.05
+    database_url: Optional[str] = None
+    psql_params: dict = field(default_factory=dict)
+    log_level: str = "INFO"
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backup_count: int = 5
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return not self.database_url and not self.psql_params
+
+    def select(self, names=None):
+        """The datasets to work on: the named ones (enabled or not), else every enabled one."""
+        if not names:
+            return [d for d in self.datasets.values() if d.enabled]
+        unknown = [n for n in names if n not in self.datasets]
+        if unknown:
+            known = ", ".join(sorted(self.datasets)) or "none"
+            raise ConfigError(f"unknown dataset {unknown[0]!r} (configured: {known})")
+        return [self.datasets[n] for n in dict.fromkeys(names)]
+
+
+def _dataset_error(name, key, problem):
+    return ConfigError(f"DATASET_CONFIG[{name!r}].{key}: {problem}")
+
+
+def validate_dataset(name, entry) -> Dataset:
+    """Turn one DATASET_CONFIG entry into a Dataset, or raise ConfigError."""
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise ConfigError(
+            f"DATASET_CONFIG: dataset name {name!r} must be a plain identifier "
+            "(letters, digits, underscore; not starting with a digit; at most 63 characters)"
+        )
+    if not isinstance(entry, dict):
+        raise ConfigError(f"DATASET_CONFIG[{name!r}]: must be an object of settings")
+    unknown = sorted(set(entry) - ENTRY_KEYS)
+    if unknown:
+        raise _dataset_error(
+            name, unknown[0], f"unknown key (allowed: {', '.join(sorted(ENTRY_KEYS))})"
+        )
+    indicator = entry.get("indicator")
+    if indicator is None:
+        raise _dataset_error(name, "indicator", "missing (the GHO indicator code is required)")
+    if not isinstance(indicator, str) or not INDICATOR_CODE.match(indicator):
+        raise _dataset_error(name, "indicator", f"{indicator!r} is not a GHO indicator code")
+    enabled = entry.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise _dataset_error(name, "enabled", f"{enabled!r} must be true or false")
+    odata_filter = entry.get("filter")
+    if odata_filter is not None:
+        if not isinstance(odata_filter, str) or not odata_filter.strip():
+            raise _dataset_error(name, "filter", "must be an OData $filter string or null")
+        if any(ord(ch) < 32 for ch in odata_filter):
+            raise _dataset_error(name, "filter", "contains control characters")
+    table = entry.get("table") or name
+    if not isinstance(table, str) or not IDENTIFIER.match(table):
+        raise _dataset_error(
+            name, "table", f"{table!r} is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*)"
+        )
+    if table.lower() in RESERVED_TABLES:
+        raise _dataset_error(name, "table", f"{table!r} is reserved for the pipeline's own use")
+    try:
+        schedule = parse_schedule(entry.get("schedule") or DEFAULT_SCHEDULE)
+    except ValueError as exc:
+        raise _dataset_error(name, "schedule", str(exc)) from None
+    mode = entry.get("mode") or "merge"
+    if mode not in MODES:
+        raise _dataset_error(name, "mode", f"{mode!r} is not one of {', '.join(MODES)}")
+    return Dataset(
+        name=name,
+        indicator=indicator,
+        table=table.lower(),
+        enabled=enabled,
+        filter=odata_filter,
+        schedule=schedule,
+        mode=mode,
+    )
+
+
+def validate_datasets(raw) -> dict:
+    if not isinstance(raw, dict):
+        raise ConfigError("DATASET_CONFIG must be an object mapping dataset names to settings")
+    datasets = {name: validate_dataset(name, entry) for name, entry in raw.items()}
+    owners = {}
+    for dataset in datasets.values():
+        if dataset.table in owners:
+            raise _dataset_error(
+                dataset.name, "table", f"{dataset.table!r} is already used by {owners[dataset.table]!r}"
+            )
+        owners[dataset.table] = dataset.name
+    return datasets
+
+
+def _number(variable, text, kind, minimum, maximum=None):
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{variable}={text!r} is not a {kind.__name__}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ConfigError(f"{variable}={text!r} must be {bound}")
+    return value
+
+
+def load_settings() -> Settings:
+    """Read config.config and validate every value."""
+    from config import config as cfg
+
+    if cfg.DATASET_CONFIG_ERROR:
+        raise ConfigError(cfg.DATASET_CONFIG_ERROR)
+    if not re.match(r"^https?://", cfg.GHO_API_BASE_URL):
+        raise ConfigError(f"GHO_API_BASE_URL={cfg.GHO_API_BASE_URL!r} must start with http:// or https://")
+    if cfg.DATABASE_URL and not re.match(r"^postgres(ql)?://", cfg.DATABASE_URL):
+        raise ConfigError("DATABASE_URL must be a libpq URI starting with postgresql://")
+    log_level = cfg.LOG_LEVEL.upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"GHO_LOG_LEVEL={cfg.LOG_LEVEL!r} must be DEBUG, INFO, WARNING or ERROR")
+    return Settings(
+        api_base_url=cfg.GHO_API_BASE_URL,
+        datasets=validate_datasets(cfg.DATASET_CONFIG),
+        data_dir=Path(cfg.DATA_DIR).resolve(),
+        log_dir=Path(cfg.LOG_DIR).resolve(),
+        page_size=_number("GHO_PAGE_SIZE", cfg.GHO_PAGE_SIZE, int, 1, 1_000_000),
+        http_timeout=_number("GHO_HTTP_TIMEOUT", cfg.GHO_HTTP_TIMEOUT, float, 0.1),
+        max_attempts=_number("GHO_MAX_ATTEMPTS", cfg.GHO_MAX_ATTEMPTS, int, 1, 100),
+        backoff_base=_number("GHO_BACKOFF_BASE", cfg.GHO_BACKOFF_BASE, float, 0),
+        backoff_max=_number("GHO_BACKOFF_MAX", cfg.GHO_BACKOFF_MAX, float, 0),
+        reject_threshold=_number("GHO_REJECT_THRESHOLD", cfg.REJECT_THRESHOLD, float, 0, 1),
+        database_url=cfg.DATABASE_URL,
+        psql_params=dict(cfg.PSQL_SERVER_PARAMS),
+        log_level=log_level,
+        log_max_bytes=_number("GHO_LOG_MAX_BYTES", cfg.LOG_MAX_BYTES, int, 1024),
+        log_backup_count=_number("GHO_LOG_BACKUP_COUNT", cfg.LOG_BACKUP_COUNT, int, 0, 1000),
+    )
+

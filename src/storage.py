@@ -1,0 +1,165 @@
+"""The on-disk layout under the data directory, atomic writes and phase locks.
+
+A reader must never see half a file and a killed process must never leave
+anything that blocks the next run, so every file is written to a temporary
+name in the same directory, flushed to disk and renamed into place. Leftover
+temporary files are recognisable by their prefix and swept by the next run.
+"""
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from src.errors import AlreadyRunning
+
+TEMP_PREFIX = ".tmp-"
+
+
+def new_batch_id() -> str:
+    """A batch id that sorts by creation time, so batches are applied in order."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+class Layout:
+    """Where each phase keeps its files for a dataset."""
+
+    def __init__(self, data_dir: Path):
+        self.root = Path(data_dir)
+
+    def landing(self, dataset: str) -> Path:
+        return self.root / "landing" / dataset
+
+    def staging(self, dataset: str) -> Path:
+        return self.root / "staging" / dataset
+
+    def rejects(self, dataset: str) -> Path:
+        return self.root / "rejects" / dataset
+
+    def staging_file(self, dataset: str, batch_id: str) -> Path:
+        return self.staging(dataset) / f"{batch_id}.parquet"
+
+    def rejects_file(self, dataset: str, batch_id: str) -> Path:
+        return self.rejects(dataset) / f"{batch_id}.jsonl"
+
+    def lock_file(self, dataset: str, phase: str) -> Path:
+        return self.root / "locks" / f"{dataset}.{phase}.lock"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_output(path: Path, mode="wb"):
+    """Yield a file object whose content appears at `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    try:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        try:
+            os.unlink(temp_name)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path to write with any library; it is renamed to `path` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(temp_name)
+        with open(temp_name, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        try:
+            os.unlink(temp_name)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with atomic_output(path, "wb") as handle:
+        handle.write(data)
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    write_bytes_atomic(path, json.dumps(obj, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def read_json(path: Path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def sweep_temp_files(directory: Path) -> int:
+    """Remove temporary files a killed process left behind (call only under the phase lock)."""
+    removed = 0
+    if not directory.exists():
+        return 0
+    for path in sorted(directory.rglob(TEMP_PREFIX + "*"), reverse=True):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a directory so that a crash half-way leaves no half-deleted batch behind.
+
+    The directory is first renamed out of the way (atomic), then removed.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    doomed = path.with_name(f"{TEMP_PREFIX}deleting-{path.name}")
+    if doomed.exists():
+        shutil.rmtree(doomed)
+    os.replace(path, doomed)
+    fsync_dir(path.parent)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+@contextmanager
+def phase_lock(layout: Layout, dataset: str, phase: str):
+    """Hold an exclusive, crash-safe lock for one phase of one dataset.
+
+    flock is released by the kernel when the process dies, so a killed run
+    never leaves a lock that blocks the next one.
+    """
+    path = layout.lock_file(dataset, phase)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(f"{phase} of {dataset} is already running in another process") from None
+        yield
+    finally:
+        handle.close()

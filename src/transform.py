@@ -1,0 +1,323 @@
+"""Transform: complete landing batch -> typed staging Parquet + rejects.
+
+Every row is validated; one that cannot be typed, or lacks a part of its
+identity, goes to `data/rejects/<dataset>/<batch_id>.jsonl` with its reason.
+The landing batch is deleted only once the staging file is safely renamed into
+place, so a crash at any point leaves a batch that the next run finishes.
+"""
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from src import schema
+from src.errors import TooManyRejects, TransformError
+from src.extract import MANIFEST, complete_batches
+from src.storage import (
+    Layout,
+    atomic_output,
+    atomic_path,
+    phase_lock,
+    read_json,
+    remove_tree,
+    sweep_temp_files,
+)
+
+log = logging.getLogger("gho_etl.transform")
+
+_NUMBER = r"-?\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?"
+RANGE_PATTERN = rf"^\s*(?P<point>{_NUMBER})\s*\[\s*(?P<low>{_NUMBER})\s*[-\u2013]\s*(?P<high>{_NUMBER})\s*\]\s*$"
+_OFFSET_SUFFIX = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+_INT32 = 2**31 - 1
+
+
+@dataclass
+class TransformResult:
+    dataset: str
+    batch_id: str
+    rows_in: int
+    rows_out: int
+    rejected: int
+    duplicates: int
+    seconds: float
+
+
+class _Rejects:
+    """The first reason each row is rejected for, by position."""
+
+    def __init__(self, size):
+        self.reasons = np.full(size, None, dtype=object)
+
+    def add(self, mask, reason):
+        mask = np.asarray(mask, dtype=bool) & pd.isna(self.reasons)
+        if mask.any():
+            if callable(reason):
+                for position in np.flatnonzero(mask):
+                    self.reasons[position] = reason(position)
+            else:
+                self.reasons[mask] = reason
+
+    @property
+    def mask(self):
+        return pd.notna(self.reasons)
+
+
+def _column_names(fields):
+    """GHO field -> column, making any clash between fields' snake_case names unique."""
+    names, used = {}, set()
+    for field in fields:
+        name = schema.snake_case(field)
+        base, suffix = name, 2
+        while name in used:
+            name = f"{base[:60]}_{suffix}"
+            suffix += 1
+        names[field] = name
+        used.add(name)
+    return names
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Text as published; numbers and objects the API may send become strings."""
+
+    def convert(value):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    # Built as a list: pandas would infer a string dtype and turn None into NaN.
+    return pd.Series([convert(v) for v in series], index=series.index, dtype=object)
+
+
+def _is_bool(series: pd.Series) -> np.ndarray:
+    return series.map(lambda v: isinstance(v, bool)).to_numpy(dtype=bool)
+
+
+def _to_float(series, column, rejects):
+    present = series.notna().to_numpy()
+    numbers = pd.to_numeric(series.where(~_is_bool(series)), errors="coerce").astype("float64")
+    values = numbers.to_numpy()
+    bad = present & ~np.isfinite(values)
+    rejects.add(bad, lambda i: f"{column} {series.iloc[i]!r} is not a finite number")
+    return numbers
+
+
+def _to_int(series, column, rejects, limit):
+    present = series.notna().to_numpy()
+    numbers = pd.to_numeric(series.where(~_is_bool(series)), errors="coerce").astype("float64")
+    values = numbers.to_numpy()
+    ok = np.isfinite(values) & (np.abs(np.nan_to_num(values)) <= limit)
+    ok &= np.equal(np.mod(np.nan_to_num(values), 1), 0)
+    rejects.add(present & ~ok, lambda i: f"{column} {series.iloc[i]!r} is not an integer")
+    result = pd.Series(np.where(ok, np.nan_to_num(values), 0).astype("int64"), index=series.index, dtype="Int64")
+    result[~ok] = pd.NA
+    return result
+
+
+def _to_timestamp(series, column, rejects, keep_wall_clock):
+    """ISO 8601 text -> UTC timestamps.
+
+    An instant (`date`) is converted exactly. A period boundary keeps its
+    published wall-clock time, stored as UTC, so the calendar date never shifts.
+    """
+    text = _as_text(series)
+    present = text.notna().to_numpy()
+    parseable = text.where(present, None).astype("string")
+    if keep_wall_clock:
+        parseable = parseable.str.strip().str.replace(_OFFSET_SUFFIX, "", regex=True)
+    parsed = pd.to_datetime(parseable, errors="coerce", utc=not keep_wall_clock, format="ISO8601")
+    if keep_wall_clock:
+        parsed = parsed.dt.tz_localize("UTC")
+    parsed = parsed.dt.as_unit("us")
+    bad = present & parsed.isna().to_numpy()
+    rejects.add(bad, lambda i: f"{column} {series.iloc[i]!r} is not an ISO 8601 date-time")
+    return parsed
+
+
+def _parse_number_text(text: pd.Series) -> pd.Series:
+    cleaned = text.str.replace(r"[ \u00a0\u202f]", "", regex=True)
+    return pd.to_numeric(cleaned, errors="coerce").astype("float64")
+
+
+def _fill_from_ranges(frame: pd.DataFrame) -> None:
+    """Where low/high are null but the value reads "63.2 [62.1-64.0]", take the numbers from it."""
+    needs = (frame["low"].isna() | frame["high"].isna()) & frame["value"].notna()
+    if not needs.any():
+        return
+    parts = frame.loc[needs, "value"].astype("string").str.extract(RANGE_PATTERN)
+    parsed = parts.dropna(how="any")
+    if parsed.empty:
+        return
+    index = parsed.index
+    for column, part in (("low", "low"), ("high", "high"), ("numeric_value", "point")):
+        missing = frame.loc[index, column].isna()
+        target = index[missing.to_numpy()]
+        frame.loc[target, column] = _parse_number_text(parsed.loc[target, part]).to_numpy()
+
+
+def records_to_frame(records: list):
+    """Type and validate raw GHO records.
+
+    Returns (frame, rejects): the frame holds the valid rows with the staging
+    columns (core first, then any new fields as text); rejects is a list of
+    (record, reason) for the rest.
+    """
+    raw = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    raw.columns = [str(c) for c in raw.columns]
+    names = _column_names(raw.columns)
+    raw = raw.rename(columns=names)
+    raw.index = pd.RangeIndex(len(raw))
+    rejects = _Rejects(len(raw))
+    frame = pd.DataFrame(index=raw.index)
+
+    def source(column):
+        if column in raw.columns:
+            return raw[column].astype(object).where(raw[column].notna(), None)
+        return pd.Series([None] * len(raw), index=raw.index, dtype=object)
+
+    for column in schema.TEXT_COLUMNS:
+        frame[column] = _as_text(source(column))
+    frame["id"] = _to_int(source("id"), "id", rejects, 2**53)
+    frame["time_dim"] = _to_int(source("time_dim"), "time_dim", rejects, _INT32)
+    for column in schema.FLOAT_COLUMNS:
+        frame[column] = _to_float(source(column), column, rejects)
+    for column in schema.INSTANT_COLUMNS:
+        frame[column] = _to_timestamp(source(column), column, rejects, keep_wall_clock=False)
+    for column in schema.PERIOD_COLUMNS:
+        frame[column] = _to_timestamp(source(column), column, rejects, keep_wall_clock=True)
+    extra = sorted(c for c in raw.columns if c not in schema.CORE_COLUMNS)
+    for column in extra:
+        frame[column] = _as_text(source(column))
+
+    for column in schema.REQUIRED:
+        blank = frame[column].map(lambda v: v is None or not v.strip()).to_numpy(dtype=bool)
+        rejects.add(blank, f"missing {column}")
+    for column in schema.TEXT_COLUMNS + extra:
+        has_nul = frame[column].map(lambda v: v is not None and "\x00" in v).to_numpy(dtype=bool)
+        rejects.add(has_nul, f"{column} contains a NUL byte, which PostgreSQL cannot store")
+
+    bad = rejects.mask
+    rejected = [(records[i], rejects.reasons[i]) for i in np.flatnonzero(bad)]
+    frame = frame.loc[~bad].reset_index(drop=True)
+    _fill_from_ranges(frame)
+    frame = frame[list(schema.CORE_COLUMNS) + extra]
+    return frame, rejected
+
+
+def deduplicate(frame: pd.DataFrame):
+    """Keep one row per natural key: the one with the latest `date` (later rows win ties)."""
+    if frame.empty:
+        return frame, 0
+    ordered = frame.sort_values("date", kind="stable", na_position="first")
+    unique = ordered.drop_duplicates(list(schema.NATURAL_KEY), keep="last").sort_index()
+    return unique.reset_index(drop=True), len(frame) - len(unique)
+
+
+def to_arrow(frame: pd.DataFrame) -> pa.Table:
+    extra = [c for c in frame.columns if c not in schema.CORE_COLUMNS]
+    return pa.Table.from_pandas(frame, schema=schema.arrow_schema(extra), preserve_index=False)
+
+
+def read_landing_records(batch_dir):
+    manifest = read_json(batch_dir / MANIFEST)
+    records = []
+    for page in manifest["pages"]:
+        try:
+            payload = read_json(batch_dir / page["file"])
+        except (OSError, ValueError) as exc:
+            raise TransformError(f"landing page {batch_dir / page['file']} is unreadable: {exc}") from None
+        records.extend(payload.get("value", []))
+    if len(records) != manifest["rows"]:
+        raise TransformError(
+            f"landing batch {batch_dir} holds {len(records)} rows, its manifest says {manifest['rows']}"
+        )
+    return records
+
+
+def _write_rejects(path, rejected, batch_id):
+    with atomic_output(path, "w") as handle:
+        for record, reason in rejected:
+            line = {"batch_id": batch_id, "reason": reason, "record": record}
+            handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+
+
+def transform_batch(settings, dataset, batch_dir) -> TransformResult:
+    layout = Layout(settings.data_dir)
+    batch_id = batch_dir.name
+    started = time.monotonic()
+    staging_file = layout.staging_file(dataset.name, batch_id)
+    if staging_file.exists():
+        # Staging was written but the landing batch was not yet removed.
+        remove_tree(batch_dir)
+        log.info("landing batch %s was already transformed; removed it", batch_id)
+        rows = pq.ParquetFile(staging_file).metadata.num_rows
+        return TransformResult(dataset.name, batch_id, rows, rows, 0, 0, time.monotonic() - started)
+
+    records = read_landing_records(batch_dir)
+    frame, rejected = records_to_frame(records)
+    frame, duplicates = deduplicate(frame)
+    rejects_file = layout.rejects_file(dataset.name, batch_id)
+    if rejected:
+        _write_rejects(rejects_file, rejected, batch_id)
+        log.warning(
+            "%s batch %s: %d of %d rows rejected, first reason: %s (see %s)",
+            dataset.name,
+            batch_id,
+            len(rejected),
+            len(records),
+            rejected[0][1],
+            rejects_file,
+            extra={"dataset": dataset.name, "batch_id": batch_id, "rejected": len(rejected)},
+        )
+    share = len(rejected) / len(records) if records else 0.0
+    if share > settings.reject_threshold:
+        raise TooManyRejects(
+            f"{dataset.name} batch {batch_id}: {share:.1%} of rows rejected "
+            f"(limit {settings.reject_threshold:.1%}, first reason: {rejected[0][1]}); nothing staged, "
+            f"landing kept. See {rejects_file}; fix the source, raise GHO_REJECT_THRESHOLD, "
+            f"or delete {batch_dir} to skip the batch"
+        )
+    table = to_arrow(frame)
+    with atomic_path(staging_file) as temp:
+        pq.write_table(table, temp, compression="zstd")
+    remove_tree(batch_dir)
+    result = TransformResult(
+        dataset.name, batch_id, len(records), len(frame), len(rejected), duplicates, time.monotonic() - started
+    )
+    log.info(
+        "transformed %s batch %s: %d rows in, %d staged, %d rejected, %d duplicates dropped",
+        dataset.name,
+        batch_id,
+        result.rows_in,
+        result.rows_out,
+        result.rejected,
+        duplicates,
+        extra={"dataset": dataset.name, "batch_id": batch_id, "rows": result.rows_out, "rejected": result.rejected},
+    )
+    return result
+
+
+def transform_dataset(settings, dataset) -> list:
+    """Transform every complete landing batch of a dataset, oldest first."""
+    layout = Layout(settings.data_dir)
+    with phase_lock(layout, dataset.name, "transform"):
+        sweep_temp_files(layout.staging(dataset.name))
+        sweep_temp_files(layout.rejects(dataset.name))
+        batches = complete_batches(layout, dataset.name)
+        if not batches:
+            log.info("%s: no complete landing batch to transform", dataset.name, extra={"dataset": dataset.name})
+        return [transform_batch(settings, dataset, batch_dir) for batch_dir in batches]
