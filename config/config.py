@@ -14,7 +14,9 @@ from dotenv import load_dotenv
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-load_dotenv(PROJECT_ROOT / ".env", override=False)
+# GHO_ENV_FILE points at another file (tests, several deployments on one host).
+ENV_FILE = Path(os.environ.get("GHO_ENV_FILE") or PROJECT_ROOT / ".env")
+load_dotenv(ENV_FILE, override=False)
 
 
 def _env(name, default=None):

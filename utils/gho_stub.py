@@ -72,6 +72,10 @@ class StubState:
             for fault in self.faults:
                 if fault.get("path") and fault["path"] not in path:
                     continue
+                if fault.get("after", 0) > 0:
+                    # Let this many matching requests through first.
+                    fault["after"] -= 1
+                    return None
                 fault["times"] -= 1
                 if fault["times"] <= 0:
                     self.faults.remove(fault)
@@ -316,7 +320,8 @@ def _parse_generate(values):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Serve a stand-in for the WHO GHO OData API on this machine.",
-        epilog="Control endpoints: POST /_control/faults {\"kind\": \"status\", \"status\": 503, \"times\": 2}, "
+        epilog="Control endpoints: POST /_control/faults "
+        "{\"kind\": \"status\", \"status\": 503, \"times\": 2, \"after\": 0, \"path\": null}, "
         "POST /_control/indicators/CODE [rows], POST /_control/reset, GET /_control/requests. "
         f"Fault kinds: {', '.join(FAULT_KINDS)}.",
     )

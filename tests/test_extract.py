@@ -1,0 +1,187 @@
+"""Extract against the stand-in over HTTP: paging, retries, clear failures, resume."""
+
+import json
+import time
+
+import pytest
+
+from src.errors import ExtractError, IndicatorNotFound
+from src.extract import MANIFEST, PROGRESS, complete_batches, extract_dataset
+from src.storage import Layout
+from tests.conftest import requires_samples, run_script
+from utils.gho_samples import generate_rows
+
+
+def _dataset(settings, name="life_expectancy_at_birth"):
+    return settings.datasets[name]
+
+
+def _landing_rows(batch_dir):
+    manifest = json.loads((batch_dir / MANIFEST).read_text())
+    rows = []
+    for page in manifest["pages"]:
+        rows.extend(json.loads((batch_dir / page["file"]).read_text())["value"])
+    return manifest, rows
+
+
+def _api_requests(stub):
+    return [r for r in stub.requests if r["path"].startswith("/api/")]
+
+
+def test_pages_with_top_skip_and_stable_order(make_settings, stub):
+    stub.set_rows("WHOSIS_000001", generate_rows("WHOSIS_000001", 2500))
+    settings = make_settings(page_size=1000)
+    result = extract_dataset(settings, _dataset(settings))
+    assert (result.pages, result.rows) == (3, 2500)
+    queries = [r["query"] for r in _api_requests(stub)]
+    assert len(queries) == 3
+    assert all("%24orderby=Id" in q and "%24top=1000" in q for q in queries)
+    assert [q.split("%24skip=")[1].split("&")[0] for q in queries] == ["0", "1000", "2000"]
+    manifest, rows = _landing_rows(complete_batches(Layout(settings.data_dir), "life_expectancy_at_birth")[0])
+    assert manifest["rows"] == 2500
+    assert sorted(r["Id"] for r in rows) == list(range(1, 2501))
+
+
+def test_exact_multiple_of_page_size_ends_with_empty_page(make_settings, stub):
+    stub.set_rows("WHOSIS_000001", generate_rows("WHOSIS_000001", 2000))
+    settings = make_settings(page_size=1000)
+    result = extract_dataset(settings, _dataset(settings))
+    assert (result.pages, result.rows) == (2, 2000)
+    assert len(_api_requests(stub)) == 3
+
+
+def test_follows_odata_next_link(make_settings, stub):
+    stub.set_rows("WHOSIS_000001", generate_rows("WHOSIS_000001", 2500))
+    stub.set_max_page_size(700)
+    settings = make_settings(page_size=100000)
+    result = extract_dataset(settings, _dataset(settings))
+    assert result.rows == 2500
+    assert len(_api_requests(stub)) == 4
+    _, rows = _landing_rows(complete_batches(Layout(settings.data_dir), "life_expectancy_at_birth")[0])
+    assert len({r["Id"] for r in rows}) == 2500
+
+
+def test_filter_is_sent_and_applied(make_settings, stub):
+    stub.set_rows("WHOSIS_000001", generate_rows("WHOSIS_000001", 900))
+    datasets = {"somalia": {"indicator": "WHOSIS_000001", "filter": "Dim1 eq 'SEX_FMLE' and TimeDim ge 2000"}}
+    settings = make_settings(datasets)
+    result = extract_dataset(settings, settings.datasets["somalia"])
+    _, rows = _landing_rows(complete_batches(Layout(settings.data_dir), "somalia")[0])
+    assert result.rows == len(rows) > 0
+    assert all(r["Dim1"] == "SEX_FMLE" and r["TimeDim"] >= 2000 for r in rows)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "status", "status": 500},
+        {"kind": "status", "status": 502},
+        {"kind": "status", "status": 503},
+        {"kind": "reset"},
+        {"kind": "truncate"},
+        {"kind": "empty"},
+        {"kind": "html"},
+    ],
+)
+def test_transient_faults_are_retried(make_settings, stub, fault):
+    stub.set_rows("WHOSIS_000001", generate_rows("WHOSIS_000001", 300))
+    stub.add_fault(times=2, **fault)
+    settings = make_settings()
+    result = extract_dataset(settings, _dataset(settings))
+    assert result.rows == 300
+    assert len(_api_requests(stub)) == 3  # two faults, then the good answer
+
+
+def test_429_honours_retry_after(make_settings, stub):
+    stub.set_rows("WHOSIS_000001", generate_rows("WHOSIS_000001", 10))
+    stub.add_fault("status", status=429, retry_after="1")
+    settings = make_settings()
+    started = time.monotonic()
+    extract_dataset(settings, _dataset(settings))
+    assert time.monotonic() - started >= 1.0
+    assert len(_api_requests(stub)) == 2
+
+
+def test_timeout_is_retried(make_settings, stub):
+    stub.set_rows("WHOSIS_000001", generate_rows("WHOSIS_000001", 10))
+    stub.add_fault("slow", seconds=2)
+    settings = make_settings(http_timeout=0.5)
+    assert extract_dataset(settings, _dataset(settings)).rows == 10
+
+
+def test_persistent_failure_gives_up_after_bounded_attempts(make_settings, stub):
+    stub.add_fault("status", status=503, times=100)
+    settings = make_settings(max_attempts=3)
+    with pytest.raises(ExtractError) as caught:
+        extract_dataset(settings, _dataset(settings))
+    assert str(caught.value) == "indicator WHOSIS_000001: giving up after 3 attempts: HTTP 503 Service Unavailable"
+    assert len(_api_requests(stub)) == 3
+
+
+def test_unknown_indicator_fails_at_once(make_settings, stub):
+    settings = make_settings({"ghost": {"indicator": "NOT_A_CODE"}})
+    with pytest.raises(IndicatorNotFound, match="indicator NOT_A_CODE not found"):
+        extract_dataset(settings, settings.datasets["ghost"])
+    assert len(_api_requests(stub)) == 1
+
+
+def test_bad_filter_fails_at_once(make_settings, stub):
+    settings = make_settings({"bad": {"indicator": "WHOSIS_000001", "filter": "NoSuchField eq 1"}})
+    with pytest.raises(ExtractError, match=r"HTTP 400.*NoSuchField"):
+        extract_dataset(settings, settings.datasets["bad"])
+    assert len(_api_requests(stub)) == 1
+
+
+def test_interrupted_extract_resumes_from_last_complete_page(make_settings, stub):
+    stub.set_rows("WHOSIS_000001", generate_rows("WHOSIS_000001", 3500))
+    settings = make_settings(page_size=1000, max_attempts=2)
+    # Two pages get through, then the API fails for good: the run stops half-way.
+    stub.add_fault("status", status=503, times=100, after=2)
+    with pytest.raises(ExtractError):
+        extract_dataset(settings, _dataset(settings))
+    layout = Layout(settings.data_dir)
+    assert complete_batches(layout, "life_expectancy_at_birth") == []
+    batch = next(layout.landing("life_expectancy_at_birth").iterdir())
+    progress = json.loads((batch / PROGRESS).read_text())
+    assert [p["file"] for p in progress["pages"]] == ["page-00000.json", "page-00001.json"]
+
+    stub.clear_faults()
+    stub.clear_requests()
+    result = extract_dataset(settings, _dataset(settings))
+    assert result.resumed and result.batch_id == batch.name
+    skips = [r["query"].split("%24skip=")[1].split("&")[0] for r in _api_requests(stub)]
+    assert skips == ["2000", "3000"]
+    _, rows = _landing_rows(batch)
+    assert sorted(r["Id"] for r in rows) == list(range(1, 3501))
+
+
+def test_changed_request_discards_incomplete_batch(make_settings, stub):
+    stub.set_rows("WHOSIS_000001", generate_rows("WHOSIS_000001", 3000))
+    settings = make_settings(page_size=1000, max_attempts=1)
+    stub.add_fault("status", status=503, times=100, after=1)
+    with pytest.raises(ExtractError):
+        extract_dataset(settings, _dataset(settings))
+    stub.clear_faults()
+    resized = make_settings(page_size=2000)
+    result = extract_dataset(resized, _dataset(resized))
+    assert not result.resumed and result.rows == 3000
+    assert len(list(Layout(settings.data_dir).landing("life_expectancy_at_birth").iterdir())) == 1
+
+
+@requires_samples
+def test_real_sample_extract_script(script_env, tmp_path):
+    result = run_script("start_extract.py", env=script_env, check=0)
+    assert result.stdout.startswith("extract life_expectancy_at_birth: 12936 rows")
+    layout = Layout(tmp_path / "data")
+    assert len(complete_batches(layout, "life_expectancy_at_birth")) == 1
+
+
+def test_unreachable_api_is_one_clear_line(script_env):
+    env = dict(script_env, GHO_API_BASE_URL="http://127.0.0.1:9/api", GHO_MAX_ATTEMPTS="2")
+    result = run_script("start_extract.py", env=env)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith("error: extract life_expectancy_at_birth: FAILED after ")
+    assert errors[0].endswith("indicator WHOSIS_000001: giving up after 2 attempts: connection failed: ConnectionError")
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,203 @@
+"""Load into a real PostgreSQL: table creation, natural-key dedup, modes, evolution, exactly-once."""
+
+import shutil
+
+import psycopg2
+import pytest
+
+from src.db import Database
+from src.errors import DatabaseUnavailable, LoadError
+from src.extract import extract_dataset
+from src.load import load_dataset
+from src.storage import Layout
+from src.transform import transform_dataset
+from utils.gho_samples import generate_rows
+
+
+def _stage(settings, stub, rows, name="life_expectancy_at_birth"):
+    stub.set_rows("WHOSIS_000001", rows)
+    dataset = settings.datasets[name]
+    extract_dataset(settings, dataset)
+    transform_dataset(settings, dataset)
+    return dataset
+
+
+def _load(settings, dataset):
+    return load_dataset(settings, dataset, Database(settings))
+
+
+def _rows(db, table, order="spatial_dim, time_dim, dim1"):
+    with db.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {table} ORDER BY {order}")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _scalar(db, query):
+    with db.cursor() as cursor:
+        cursor.execute(query)
+        return cursor.fetchone()[0]
+
+
+def test_creates_table_with_metadata_and_unique_natural_key(make_settings, stub, db):
+    settings = make_settings()
+    dataset = _stage(settings, stub, generate_rows("WHOSIS_000001", 500))
+    [result] = _load(settings, dataset)
+    assert (result.inserted, result.updated) == (500, 0)
+    assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth") == 500
+    assert _scalar(db, "SELECT count(DISTINCT _batch_id) FROM life_expectancy_at_birth WHERE _loaded_at IS NOT NULL") == 1
+    indexdef = _scalar(
+        db, "SELECT indexdef FROM pg_indexes WHERE tablename = 'life_expectancy_at_birth' AND indexdef LIKE '%UNIQUE%'"
+    )
+    assert "NULLS NOT DISTINCT" in indexdef
+    for column in ("indicator_code", "spatial_dim_type", "spatial_dim", "time_dim_type", "time_dim", "dim1", "dim2",
+                   "dim3", "data_source_dim"):
+        assert column in indexdef
+    assert _scalar(db, "SELECT data_type FROM information_schema.columns WHERE table_name = "
+                       "'life_expectancy_at_birth' AND column_name = 'time_dimension_begin'") == "timestamp with time zone"
+    assert _scalar(db, "SELECT count(*) FROM etl_batches") == 1
+    assert list(Layout(settings.data_dir).staging(dataset.name).glob("*")) == []
+
+
+def test_null_key_parts_do_not_defeat_the_index(make_settings, stub, db):
+    settings = make_settings()
+    rows = generate_rows("WHOSIS_000001", 10)
+    for row in rows:
+        row["Dim1"] = row["Dim1Type"] = None  # dim2, dim3, data_source_dim are null already
+    dataset = _stage(settings, stub, rows)  # dedup in the batch leaves 10 // 3 + 1 facts
+    _load(settings, dataset)
+    count = _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth")
+    _stage(settings, stub, rows)
+    [again] = _load(settings, dataset)
+    assert again.inserted == 0
+    assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth") == count == 4
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        with db.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO life_expectancy_at_birth (indicator_code, spatial_dim_type, spatial_dim, time_dim_type, "
+                "time_dim, _batch_id) SELECT indicator_code, spatial_dim_type, spatial_dim, time_dim_type, time_dim, "
+                "'x' FROM life_expectancy_at_birth LIMIT 1"
+            )
+
+
+def test_merge_rewrites_only_changed_rows(make_settings, stub, db):
+    settings = make_settings()
+    rows = generate_rows("WHOSIS_000001", 300)
+    dataset = _stage(settings, stub, rows)
+    _load(settings, dataset)
+    first_batch = _scalar(db, "SELECT min(_batch_id) FROM life_expectancy_at_birth")
+
+    changed = [dict(r, Id=r["Id"] + 10_000) for r in rows]  # every Id changes: not a change of fact
+    changed[7] = dict(changed[7], NumericValue=99.5, Value="99.5 [99.0-100.0]")
+    changed.append(dict(rows[0], Id=50_000, SpatialDim="NEW"))
+    _stage(settings, stub, changed)
+    [result] = _load(settings, dataset)
+    assert (result.inserted, result.updated) == (1, 1)
+    assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth") == 301
+    assert _scalar(db, "SELECT numeric_value FROM life_expectancy_at_birth WHERE id = %d" % changed[7]["Id"]) == 99.5
+    assert _scalar(db, f"SELECT count(*) FROM life_expectancy_at_birth WHERE _batch_id = '{first_batch}'") == 299
+
+
+def test_replace_swaps_content(make_settings, stub, db):
+    settings = make_settings({"life_expectancy_at_birth": {"indicator": "WHOSIS_000001", "mode": "replace"}})
+    dataset = _stage(settings, stub, generate_rows("WHOSIS_000001", 200))
+    _load(settings, dataset)
+    _stage(settings, stub, generate_rows("WHOSIS_000001", 50))
+    [result] = _load(settings, dataset)
+    assert result.inserted == 50
+    assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth") == 50
+
+
+def test_replace_keeps_table_when_batch_is_empty(make_settings, stub, db):
+    settings = make_settings({"life_expectancy_at_birth": {"indicator": "WHOSIS_000001", "mode": "replace"}})
+    dataset = _stage(settings, stub, generate_rows("WHOSIS_000001", 20))
+    _load(settings, dataset)
+    _stage(settings, stub, [])
+    _load(settings, dataset)
+    assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth") == 20
+
+
+def test_append_inserts_new_facts_and_never_duplicates(make_settings, stub, db):
+    settings = make_settings({"life_expectancy_at_birth": {"indicator": "WHOSIS_000001", "mode": "append"}})
+    rows = generate_rows("WHOSIS_000001", 100)
+    dataset = _stage(settings, stub, rows[:60])
+    _load(settings, dataset)
+    _stage(settings, stub, [dict(r, NumericValue=1.0) for r in rows])
+    [result] = _load(settings, dataset)
+    assert (result.inserted, result.updated) == (40, 0)
+    assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth") == 100
+    assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth WHERE numeric_value = 1.0") == 40
+
+
+def test_new_field_adds_column(make_settings, stub, db, caplog):
+    settings = make_settings()
+    rows = generate_rows("WHOSIS_000001", 30)
+    dataset = _stage(settings, stub, rows)
+    _load(settings, dataset)
+    _stage(settings, stub, [dict(r, PublishState="PUBLISHED") for r in rows])
+    with caplog.at_level("WARNING"):
+        [result] = _load(settings, dataset)
+    assert result.updated == 30
+    assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth WHERE publish_state = 'PUBLISHED'") == 30
+    assert "schema evolution: added column publish_state text to table life_expectancy_at_birth" in caplog.text
+
+
+def test_values_round_trip_exactly(make_settings, stub, db):
+    settings = make_settings()
+    row = dict(generate_rows("WHOSIS_000001", 1)[0], NumericValue=72.865710000000007, Comments='quote " comma, newline\nx',
+               Dim2="", TimeDimensionBegin="2010-01-01T00:00:00+01:00")
+    dataset = _stage(settings, stub, [row])
+    _load(settings, dataset)
+    [stored] = _rows(db, "life_expectancy_at_birth")
+    assert stored["numeric_value"] == 72.865710000000007
+    assert stored["comments"] == 'quote " comma, newline\nx'
+    assert stored["dim2"] == "" and stored["dim3"] is None
+    with db.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    assert str(_scalar(db, "SELECT time_dimension_begin::date FROM life_expectancy_at_birth")) == "2010-01-01"
+
+
+def test_batch_in_ledger_is_never_applied_twice(make_settings, stub, db, tmp_path):
+    settings = make_settings()
+    dataset = _stage(settings, stub, generate_rows("WHOSIS_000001", 100))
+    staging_file = next(Layout(settings.data_dir).staging(dataset.name).glob("*.parquet"))
+    shutil.copy(staging_file, tmp_path / "kept.parquet")
+    _load(settings, dataset)
+    with db.cursor() as cursor:
+        cursor.execute("UPDATE life_expectancy_at_birth SET numeric_value = -1")
+    shutil.copy(tmp_path / "kept.parquet", staging_file)  # as if the crash came after commit, before unlink
+    [result] = _load(settings, dataset)
+    assert result.skipped
+    assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth WHERE numeric_value = -1") == 100
+    assert not staging_file.exists()
+
+
+def test_database_down_keeps_staging(make_settings, stub):
+    settings = make_settings(database_url="postgresql://nobody@127.0.0.1:9/none")
+    dataset = _stage(settings, stub, generate_rows("WHOSIS_000001", 10))
+    with pytest.raises(DatabaseUnavailable, match=r"cannot connect to postgresql://nobody@127\.0\.0\.1:9/none"):
+        _load(settings, dataset)
+    assert len(list(Layout(settings.data_dir).staging(dataset.name).glob("*.parquet"))) == 1
+
+
+def test_column_type_changed_by_hand_is_a_clear_error(make_settings, stub, db):
+    settings = make_settings()
+    dataset = _stage(settings, stub, generate_rows("WHOSIS_000001", 10))
+    _load(settings, dataset)
+    with db.cursor() as cursor:
+        cursor.execute("ALTER TABLE life_expectancy_at_birth ALTER COLUMN numeric_value TYPE text")
+    _stage(settings, stub, generate_rows("WHOSIS_000001", 10))
+    with pytest.raises(LoadError, match="column numeric_value is text, expected double precision"):
+        _load(settings, dataset)
+    assert len(list(Layout(settings.data_dir).staging(dataset.name).glob("*.parquet"))) == 1
+
+
+def test_column_dropped_by_hand_is_restored(make_settings, stub, db):
+    settings = make_settings()
+    dataset = _stage(settings, stub, generate_rows("WHOSIS_000001", 10))
+    _load(settings, dataset)
+    with db.cursor() as cursor:
+        cursor.execute("ALTER TABLE life_expectancy_at_birth DROP COLUMN comments")
+    _stage(settings, stub, [dict(r, Comments="back") for r in generate_rows("WHOSIS_000001", 10)])
+    _load(settings, dataset)
+    assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth WHERE comments = 'back'") == 10
