@@ -108,11 +108,11 @@ class Runner:
                 self.history.finish(
                     row_id,
                     "succeeded" if outcome.ok else "failed",
-                    outcome.rows_in,
-                    outcome.rows_written,
-                    outcome.rows_rejected,
-                    outcome.batches,
-                    outcome.error,
+                    rows_in=outcome.rows_in,
+                    rows_written=outcome.rows_written,
+                    rows_rejected=outcome.rows_rejected,
+                    batches=outcome.batches,
+                    error=outcome.error,
                 )
             log.info(
                 outcome.summary(),
@@ -120,11 +120,18 @@ class Runner:
             )
         return outcome
 
-    def run_job(self, dataset, phases=PHASES) -> list:
-        """Run the phases of one dataset in order; stop at the first failure."""
+    def run_job(self, dataset, phases=PHASES, should_stop=None) -> list:
+        """Run the phases of one dataset in order; stop at the first failure or a stop request.
+
+        A stop request is honoured between phases: each phase is atomic and
+        resumable, so the next run picks up where this one left off.
+        """
         run_id = new_run_id()
         outcomes = []
         for phase in phases:
+            if should_stop and should_stop():
+                log.info("stop requested: %s of %s left for the next run", phase, dataset.name)
+                break
             outcome = self.run_phase(phase, dataset, run_id)
             outcomes.append(outcome)
             if not outcome.ok:

@@ -10,6 +10,7 @@ reached the phase still runs and a warning is logged.
 import logging
 import os
 import socket
+import threading
 import uuid
 
 from psycopg2 import sql
@@ -62,6 +63,8 @@ class RunHistory:
         self.trigger = trigger
         self._connection = None
         self._disabled = False
+        # The scheduler records runs from several job threads over one connection.
+        self._lock = threading.RLock()
 
     def _cursor_connection(self):
         if self._disabled:
@@ -77,6 +80,10 @@ class RunHistory:
         return self._connection
 
     def start(self, run_id, dataset, phase) -> int:
+        with self._lock:
+            return self._start(run_id, dataset, phase)
+
+    def _start(self, run_id, dataset, phase):
         connection = self._cursor_connection()
         if connection is None:
             return None
@@ -95,7 +102,11 @@ class RunHistory:
             self._reset()
             return None
 
-    def finish(self, row_id, status, rows_in=None, rows_written=None, rows_rejected=None, batches=None, error=None):
+    def finish(self, row_id, status, **outcome):
+        with self._lock:
+            self._finish(row_id, status, **outcome)
+
+    def _finish(self, row_id, status, rows_in=None, rows_written=None, rows_rejected=None, batches=None, error=None):
         if row_id is None:
             return
         connection = self._cursor_connection()
@@ -123,4 +134,5 @@ class RunHistory:
         self._connection = None
 
     def close(self):
-        self._reset()
+        with self._lock:
+            self._reset()

@@ -1,0 +1,12 @@
+#!/usr/bin/env python3
+"""Show the scheduler, each dataset's schedule, next due time and last run (see --help)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from src.service import status_main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(status_main())
