@@ -48,9 +48,7 @@ _LIBPQ_VARIABLES = {
 }
 # libpq keyword -> value, only for the variables that are set.
 PSQL_SERVER_PARAMS = {
-    keyword: _env(variable)
-    for keyword, variable in _LIBPQ_VARIABLES.items()
-    if _env(variable) is not None
+    keyword: _env(variable) for keyword, variable in _LIBPQ_VARIABLES.items() if _env(variable) is not None
 }
 
 # --- Local state -------------------------------------------------------------

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Fetch each dataset's indicator from the GHO API into data/landing/<dataset>/<batch_id>/ (resumes an interrupted batch)."""
+"""Fetch each dataset's indicator from the GHO API into data/landing/<dataset>/<batch_id>/.
+
+An interrupted batch is resumed from its last complete page."""
 
 import sys
 from pathlib import Path

@@ -103,9 +103,7 @@ class Database:
             log.info("using database: %s", self.description())
             self._announced = True
         try:
-            connection = psycopg2.connect(
-                **target, connect_timeout=CONNECT_TIMEOUT_S, application_name="gho-etl"
-            )
+            connection = psycopg2.connect(**target, connect_timeout=CONNECT_TIMEOUT_S, application_name="gho-etl")
         except psycopg2.OperationalError as exc:
             raise DatabaseUnavailable(f"cannot connect to {self.description()}: {_first_line(exc)}") from None
         if connection.server_version < MIN_SERVER_VERSION:

@@ -133,7 +133,9 @@ def extract_dataset(settings, dataset, client: GhoClient = None) -> ExtractResul
     finally:
         if own_client:
             client.close()
-    result = ExtractResult(dataset.name, batch_dir.name, len(progress["pages"]), rows, resumed, time.monotonic() - started)
+    result = ExtractResult(
+        dataset.name, batch_dir.name, len(progress["pages"]), rows, resumed, time.monotonic() - started
+    )
     log.info(
         "extracted %s: %d rows in %d page(s) into landing batch %s",
         dataset.name,

@@ -47,9 +47,7 @@ def lock_key(name: str) -> str:
 def ensure_ledger(connection) -> None:
     with connection, connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key("ddl")])
-        cursor.execute(
-            sql.SQL(
-                """CREATE TABLE IF NOT EXISTS {} (
+        cursor.execute(sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
                     dataset text NOT NULL,
                     batch_id text NOT NULL,
                     table_name text NOT NULL,
@@ -58,9 +56,7 @@ def ensure_ledger(connection) -> None:
                     rows_inserted bigint NOT NULL,
                     rows_updated bigint NOT NULL,
                     loaded_at timestamptz NOT NULL DEFAULT now(),
-                    PRIMARY KEY (dataset, batch_id))"""
-            ).format(sql.Identifier(LEDGER_TABLE))
-        )
+                    PRIMARY KEY (dataset, batch_id))""").format(sql.Identifier(LEDGER_TABLE)))
 
 
 def _table_columns(cursor, table) -> dict:
@@ -220,7 +216,9 @@ def load_batch(connection, dataset, staging_file) -> LoadResult:
                 [dataset.name, batch_id, dataset.table, dataset.mode, rows, inserted, updated],
             )
     staging_file.unlink()
-    result = LoadResult(dataset.name, batch_id, dataset.table, rows, inserted, updated, skipped, time.monotonic() - started)
+    result = LoadResult(
+        dataset.name, batch_id, dataset.table, rows, inserted, updated, skipped, time.monotonic() - started
+    )
     if skipped:
         log.info("%s batch %s was already applied; removed its staging file", dataset.name, batch_id)
     else:

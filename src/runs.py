@@ -15,7 +15,6 @@ import uuid
 
 from psycopg2 import sql
 
-
 log = logging.getLogger("gho_etl.runs")
 
 RUNS_TABLE = "etl_runs"
@@ -28,9 +27,7 @@ def new_run_id() -> str:
 def ensure_runs_table(connection) -> None:
     with connection, connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('gho-etl:ddl'))")
-        cursor.execute(
-            sql.SQL(
-                """CREATE TABLE IF NOT EXISTS {} (
+        cursor.execute(sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
                     id bigserial PRIMARY KEY,
                     run_id text NOT NULL,
                     dataset text NOT NULL,
@@ -45,9 +42,7 @@ def ensure_runs_table(connection) -> None:
                     error text,
                     pid integer,
                     host text,
-                    trigger text)"""
-            ).format(sql.Identifier(RUNS_TABLE))
-        )
+                    trigger text)""").format(sql.Identifier(RUNS_TABLE)))
         cursor.execute(
             sql.SQL("CREATE INDEX IF NOT EXISTS etl_runs_dataset_started ON {} (dataset, started_at DESC)").format(
                 sql.Identifier(RUNS_TABLE)

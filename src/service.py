@@ -118,7 +118,7 @@ def _detach(settings, script_path, argv) -> int:
         if code is not None:
             errors = [line for line in _tail(output) if line.startswith("error:")]
             return fail(
-                errors[-1][len("error: "):] if errors else f"the scheduler exited at once (code {code}); see {output}",
+                errors[-1][len("error: ") :] if errors else f"the scheduler exited at once (code {code}); see {output}",
                 code or EXIT_FAILED,
             )
         running = scheduler_process(settings)
@@ -266,9 +266,7 @@ def _next_runs_if_started_now(settings) -> dict:
     for dataset in settings.datasets.values():
         if dataset.enabled:
             register(preview, dataset, lambda d: None)
-    return {
-        next(iter(job.tags)): job.next_run.astimezone().isoformat(timespec="seconds") for job in preview.get_jobs()
-    }
+    return {next(iter(job.tags)): job.next_run.astimezone().isoformat(timespec="seconds") for job in preview.get_jobs()}
 
 
 def _last_runs(database) -> dict:
@@ -281,28 +279,47 @@ def _last_runs(database) -> dict:
             if cursor.fetchone()[0] is None:
                 return {}
             cursor.execute(
-                sql.SQL(
-                    """WITH latest AS (
+                sql.SQL("""WITH latest AS (
                            SELECT DISTINCT ON (dataset) dataset, run_id FROM {0} ORDER BY dataset, started_at DESC)
                        SELECT r.dataset, r.run_id, r.phase, r.status, r.started_at, r.finished_at, r.rows_in,
                               r.rows_written, r.rows_rejected, r.error, r.pid, r.host, r.trigger
-                       FROM {0} r JOIN latest USING (dataset, run_id) ORDER BY r.started_at, r.id"""
-                ).format(sql.Identifier(RUNS_TABLE))
+                       FROM {0} r JOIN latest USING (dataset, run_id) ORDER BY r.started_at, r.id""").format(
+                    sql.Identifier(RUNS_TABLE)
+                )
             )
             rows = cursor.fetchall()
     finally:
         connection.close()
     host = socket.gethostname()
     runs = {}
-    for dataset, run_id, phase, status, started, finished, rows_in, written, rejected, error, pid, run_host, trigger in rows:
+    for (
+        dataset,
+        run_id,
+        phase,
+        status,
+        started,
+        finished,
+        rows_in,
+        written,
+        rejected,
+        error,
+        pid,
+        run_host,
+        trigger,
+    ) in rows:
         if status == "running" and run_host == host and not psutil.pid_exists(pid):
             status = "abandoned"
         run = runs.setdefault(
             dataset,
             {"run_id": run_id, "trigger": trigger, "started_at": started, "finished_at": None, "phases": {}},
         )
-        run["phases"][phase] = {"status": status, "rows_in": rows_in, "rows_written": written,
-                                "rows_rejected": rejected, "error": error}
+        run["phases"][phase] = {
+            "status": status,
+            "rows_in": rows_in,
+            "rows_written": written,
+            "rows_rejected": rejected,
+            "error": error,
+        }
         run["finished_at"] = finished
     for run in runs.values():
         statuses = [p["status"] for p in run["phases"].values()]
@@ -343,4 +360,3 @@ def format_status(data) -> str:
             if detail["error"]:
                 lines.append(f"    {phase}: {detail['error']}")
     return "\n".join(lines)
-

@@ -32,10 +32,7 @@ WEEKDAYS = (
     "sunday",
 )
 _INTERVAL = re.compile(r"^every\s+(?:(\d+)\s+)?(second|minute|hour|day|week)s?$")
-_AT = re.compile(
-    r"^every\s+(day|" + "|".join(WEEKDAYS) + r")\s+at\s+(\d{1,2}):(\d{2})(?::(\d{2}))?"
-    r"(?:\s+(\S+))?$"
-)
+_AT = re.compile(r"^every\s+(day|" + "|".join(WEEKDAYS) + r")\s+at\s+(\d{1,2}):(\d{2})(?::(\d{2}))?" r"(?:\s+(\S+))?$")
 
 
 @dataclass(frozen=True)
@@ -150,9 +147,7 @@ def validate_dataset(name, entry) -> Dataset:
         raise ConfigError(f"DATASET_CONFIG[{name!r}]: must be an object of settings")
     unknown = sorted(set(entry) - ENTRY_KEYS)
     if unknown:
-        raise _dataset_error(
-            name, unknown[0], f"unknown key (allowed: {', '.join(sorted(ENTRY_KEYS))})"
-        )
+        raise _dataset_error(name, unknown[0], f"unknown key (allowed: {', '.join(sorted(ENTRY_KEYS))})")
     indicator = entry.get("indicator")
     if indicator is None:
         raise _dataset_error(name, "indicator", "missing (the GHO indicator code is required)")
@@ -169,9 +164,7 @@ def validate_dataset(name, entry) -> Dataset:
             raise _dataset_error(name, "filter", "contains control characters")
     table = entry.get("table") or name
     if not isinstance(table, str) or not IDENTIFIER.match(table):
-        raise _dataset_error(
-            name, "table", f"{table!r} is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*)"
-        )
+        raise _dataset_error(name, "table", f"{table!r} is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*)")
     if table.lower() in RESERVED_TABLES:
         raise _dataset_error(name, "table", f"{table!r} is reserved for the pipeline's own use")
     try:
@@ -247,4 +240,3 @@ def load_settings() -> Settings:
         log_max_bytes=_number("GHO_LOG_MAX_BYTES", cfg.LOG_MAX_BYTES, int, 1024),
         log_backup_count=_number("GHO_LOG_BACKUP_COUNT", cfg.LOG_BACKUP_COUNT, int, 0, 1000),
     )
-

@@ -28,8 +28,20 @@ requires_samples = pytest.mark.skipif(
     not SAMPLES_DIR.is_dir(), reason=f"real GHO samples not found at {SAMPLES_DIR} (../shared/gho_samples)"
 )
 # Variables that would point a script at another database or config than the test's.
-_FOREIGN_ENV = ("DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSSLMODE",
-                "DATASET_CONFIG_FILE", "GHO_API_BASE_URL", "GHO_DATA_DIR", "GHO_LOG_DIR", "GHO_ENV_FILE")
+_FOREIGN_ENV = (
+    "DATABASE_URL",
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGDATABASE",
+    "PGSSLMODE",
+    "DATASET_CONFIG_FILE",
+    "GHO_API_BASE_URL",
+    "GHO_DATA_DIR",
+    "GHO_LOG_DIR",
+    "GHO_ENV_FILE",
+)
 
 
 def sample(name):

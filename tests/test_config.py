@@ -117,8 +117,7 @@ def test_environment_wins_over_env_file(tmp_path, script_env):
     env = dict(script_env, GHO_ENV_FILE=str(env_file), GHO_API_BASE_URL="http://from-env.invalid/api")
     env.pop("GHO_PAGE_SIZE")
     code = (
-        "from config import config; "
-        "print(config.GHO_PAGE_SIZE, config.GHO_API_BASE_URL, config.PSQL_SERVER_PARAMS)"
+        "from config import config; " "print(config.GHO_PAGE_SIZE, config.GHO_API_BASE_URL, config.PSQL_SERVER_PARAMS)"
     )
     output = subprocess.run(
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=True
@@ -145,3 +144,16 @@ def test_help(script, script_env):
     result = run_script(script, "--help", env=script_env)
     assert result.returncode == 0
     assert "--dataset" in result.stdout and "exit codes" in result.stdout
+
+
+def test_every_variable_is_documented():
+    import re
+
+    source = (PROJECT_ROOT / "config" / "config.py").read_text()
+    variables = set(re.findall(r'_env\("([A-Z_]+)"', source)) | set(re.findall(r'environ\.get\("([A-Z_]+)"', source))
+    variables |= set(re.findall(r'"(PG[A-Z]+)"', source))
+    assert {"GHO_API_BASE_URL", "DATABASE_URL", "PGSSLMODE", "DATASET_CONFIG_FILE"} <= variables
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert [v for v in sorted(variables) if v not in example] == []
+    assert [v for v in sorted(variables) if v not in readme] == []

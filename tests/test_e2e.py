@@ -24,8 +24,17 @@ def _count(url, query="SELECT count(*) FROM life_expectancy_at_birth"):
 
 
 def _distinct_facts(rows):
-    keys = ("IndicatorCode", "SpatialDimType", "SpatialDim", "TimeDimType", "TimeDim", "Dim1", "Dim2", "Dim3",
-            "DataSourceDim")
+    keys = (
+        "IndicatorCode",
+        "SpatialDimType",
+        "SpatialDim",
+        "TimeDimType",
+        "TimeDim",
+        "Dim1",
+        "Dim2",
+        "Dim3",
+        "DataSourceDim",
+    )
     return len({tuple(row.get(k) for k in keys) for row in rows})
 
 
@@ -64,11 +73,14 @@ def test_real_whosis_000001_end_to_end(script_env, database_url, stub, tmp_path)
     outputs = _run_pipeline(script_env)
     assert outputs[2].stdout.startswith("load life_expectancy_at_birth: 1 rows written")
     assert _count(database_url) == facts
-    assert _count(
-        database_url,
-        "SELECT numeric_value FROM life_expectancy_at_birth WHERE spatial_dim = 'SOM' AND time_dim = 2008 "
-        "AND dim1 = 'SEX_MLE'",
-    ) == 50.5
+    assert (
+        _count(
+            database_url,
+            "SELECT numeric_value FROM life_expectancy_at_birth WHERE spatial_dim = 'SOM' AND time_dim = 2008 "
+            "AND dim1 = 'SEX_MLE'",
+        )
+        == 50.5
+    )
     assert _phase_dirs_empty(tmp_path)
 
 

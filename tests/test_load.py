@@ -45,16 +45,33 @@ def test_creates_table_with_metadata_and_unique_natural_key(make_settings, stub,
     [result] = _load(settings, dataset)
     assert (result.inserted, result.updated) == (500, 0)
     assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth") == 500
-    assert _scalar(db, "SELECT count(DISTINCT _batch_id) FROM life_expectancy_at_birth WHERE _loaded_at IS NOT NULL") == 1
+    assert (
+        _scalar(db, "SELECT count(DISTINCT _batch_id) FROM life_expectancy_at_birth WHERE _loaded_at IS NOT NULL") == 1
+    )
     indexdef = _scalar(
         db, "SELECT indexdef FROM pg_indexes WHERE tablename = 'life_expectancy_at_birth' AND indexdef LIKE '%UNIQUE%'"
     )
     assert "NULLS NOT DISTINCT" in indexdef
-    for column in ("indicator_code", "spatial_dim_type", "spatial_dim", "time_dim_type", "time_dim", "dim1", "dim2",
-                   "dim3", "data_source_dim"):
+    for column in (
+        "indicator_code",
+        "spatial_dim_type",
+        "spatial_dim",
+        "time_dim_type",
+        "time_dim",
+        "dim1",
+        "dim2",
+        "dim3",
+        "data_source_dim",
+    ):
         assert column in indexdef
-    assert _scalar(db, "SELECT data_type FROM information_schema.columns WHERE table_name = "
-                       "'life_expectancy_at_birth' AND column_name = 'time_dimension_begin'") == "timestamp with time zone"
+    assert (
+        _scalar(
+            db,
+            "SELECT data_type FROM information_schema.columns WHERE table_name = "
+            "'life_expectancy_at_birth' AND column_name = 'time_dimension_begin'",
+        )
+        == "timestamp with time zone"
+    )
     assert _scalar(db, "SELECT count(*) FROM etl_batches") == 1
     assert list(Layout(settings.data_dir).staging(dataset.name).glob("*")) == []
 
@@ -144,8 +161,13 @@ def test_new_field_adds_column(make_settings, stub, db, caplog):
 
 def test_values_round_trip_exactly(make_settings, stub, db):
     settings = make_settings()
-    row = dict(generate_rows("WHOSIS_000001", 1)[0], NumericValue=72.865710000000007, Comments='quote " comma, newline\nx',
-               Dim2="", TimeDimensionBegin="2010-01-01T00:00:00+01:00")
+    row = dict(
+        generate_rows("WHOSIS_000001", 1)[0],
+        NumericValue=72.865710000000007,
+        Comments='quote " comma, newline\nx',
+        Dim2="",
+        TimeDimensionBegin="2010-01-01T00:00:00+01:00",
+    )
     dataset = _stage(settings, stub, [row])
     _load(settings, dataset)
     [stored] = _rows(db, "life_expectancy_at_birth")

@@ -18,8 +18,16 @@ from utils.gho_samples import generate_rows, read_sample_csv, read_sample_json
 
 
 def _record(**fields):
-    base = {"IndicatorCode": "X", "SpatialDimType": "COUNTRY", "SpatialDim": "AFG", "TimeDimType": "YEAR",
-            "TimeDim": 2010, "Value": "1", "NumericValue": 1.0, "Date": "2024-08-02T09:43:39Z"}
+    base = {
+        "IndicatorCode": "X",
+        "SpatialDimType": "COUNTRY",
+        "SpatialDim": "AFG",
+        "TimeDimType": "YEAR",
+        "TimeDim": 2010,
+        "Value": "1",
+        "NumericValue": 1.0,
+        "Date": "2024-08-02T09:43:39Z",
+    }
     base.update(fields)
     return base
 
@@ -60,8 +68,13 @@ def test_no_data_stays_text_with_null_number():
 
 def test_offsets_are_kept_right():
     frame, _ = records_to_frame(
-        [_record(Date="2013-06-11T14:01:25.3+02:00", TimeDimensionBegin="2010-01-01T00:00:00+01:00",
-                 TimeDimensionEnd="2010-12-31T00:00:00+01:00")]
+        [
+            _record(
+                Date="2013-06-11T14:01:25.3+02:00",
+                TimeDimensionBegin="2010-01-01T00:00:00+01:00",
+                TimeDimensionEnd="2010-12-31T00:00:00+01:00",
+            )
+        ]
     )
     row = frame.iloc[0]
     # An instant converts exactly...
@@ -72,8 +85,10 @@ def test_offsets_are_kept_right():
 
 
 def test_date_only_and_z_forms_agree_with_offset_form():
-    frames = [records_to_frame([_record(TimeDimensionBegin=text)])[0] for text in
-              ("2008-01-01", "2008-01-01T00:00:00+01:00", "2008-01-01T00:00:00Z")]
+    frames = [
+        records_to_frame([_record(TimeDimensionBegin=text)])[0]
+        for text in ("2008-01-01", "2008-01-01T00:00:00+01:00", "2008-01-01T00:00:00Z")
+    ]
     assert len({f.iloc[0]["time_dimension_begin"] for f in frames}) == 1
 
 

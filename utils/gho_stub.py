@@ -241,8 +241,16 @@ class StubHandler(BaseHTTPRequestHandler):
             ]
             return self._query(catalogue, params, ("IndicatorCode", "IndicatorName", "Language"), resource)
         if resource == "DIMENSION/COUNTRY/DimensionValues":
-            rows = [{"Code": "AFG", "Title": "Afghanistan", "Dimension": "COUNTRY", "ParentDimension": "REGION",
-                     "ParentCode": "EMR", "ParentTitle": "Eastern Mediterranean"}]
+            rows = [
+                {
+                    "Code": "AFG",
+                    "Title": "Afghanistan",
+                    "Dimension": "COUNTRY",
+                    "ParentDimension": "REGION",
+                    "ParentCode": "EMR",
+                    "ParentTitle": "Eastern Mediterranean",
+                }
+            ]
             return self._query(rows, params, tuple(rows[0]), "Collection(Default.DIMENSION_VALUE)")
         rows = self.state.rows(resource)
         if rows is None:
@@ -321,7 +329,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Serve a stand-in for the WHO GHO OData API on this machine.",
         epilog="Control endpoints: POST /_control/faults "
-        "{\"kind\": \"status\", \"status\": 503, \"times\": 2, \"after\": 0, \"path\": null}, "
+        '{"kind": "status", "status": 503, "times": 2, "after": 0, "path": null}, '
         "POST /_control/indicators/CODE [rows], POST /_control/reset, GET /_control/requests. "
         f"Fault kinds: {', '.join(FAULT_KINDS)}.",
     )
