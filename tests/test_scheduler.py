@@ -200,3 +200,20 @@ def test_log_rotation_is_bounded(config_env, tmp_path):
         run_script("start_scheduler.py", "--once", env=env, check=0)
     files = sorted(p.name for p in (tmp_path / "logs").glob("gho_etl.jsonl*"))
     assert files == ["gho_etl.jsonl", "gho_etl.jsonl.1", "gho_etl.jsonl.2"]
+
+
+def test_stop_timeout_then_force(config_env, tmp_path, stub):
+    stub.add_fault("slow", seconds=8, path="GEN_A")
+    env = config_env({"alpha": {"indicator": "GEN_A", "schedule": "every day at 02:00"}})
+    run_script("start_scheduler.py", "--run-now", env=env, check=0)
+    wait_for(lambda: stub.requests, what="the job to reach the API")
+    pid = int((tmp_path / "data" / "scheduler.pid").read_text())
+    late = run_script("stop_scheduler.py", "--timeout", "1", env=env)
+    assert late.returncode == 1
+    assert f"scheduler (pid {pid}) is still running after 1s" in late.stderr and "--force" in late.stderr
+    forced = run_script("stop_scheduler.py", "--timeout", "0.5", "--force", env=env, check=0)
+    assert "was killed" in forced.stdout
+    assert not (tmp_path / "data" / "scheduler.pid").exists()
+    # The killed run left only resumable state: the next run completes it.
+    stub.clear_faults()
+    run_script("start_scheduler.py", "--once", env=env, check=0)
