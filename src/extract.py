@@ -18,6 +18,7 @@ from urllib.parse import urljoin
 
 from src.errors import ExtractError
 from src.gho_client import GhoClient
+from src.progress import Progress
 from src.storage import (
     Layout,
     new_batch_id,
@@ -120,7 +121,8 @@ def extract_dataset(settings, dataset, client: GhoClient = None) -> ExtractResul
             sweep_temp_files(layout.landing(dataset.name))
             request = batch_request(settings, dataset)
             batch_dir, progress, resumed = _open_batch(layout, dataset, request)
-            _fetch_pages(client, dataset, request, batch_dir, progress)
+            with Progress(log, f"extract {dataset.name}") as bar:
+                _fetch_pages(client, dataset, request, batch_dir, progress, bar)
             rows = sum(page["rows"] for page in progress["pages"])
             manifest = {
                 "batch_id": batch_dir.name,
@@ -147,7 +149,7 @@ def extract_dataset(settings, dataset, client: GhoClient = None) -> ExtractResul
     return result
 
 
-def _fetch_pages(client, dataset, request, batch_dir, progress):
+def _fetch_pages(client, dataset, request, batch_dir, progress, bar):
     page_size = request["page_size"]
     indicator_url = client.indicator_url(request["indicator"])
     previous_digest = progress.get("last_digest")
@@ -170,7 +172,8 @@ def _fetch_pages(client, dataset, request, batch_dir, progress):
         progress["last_digest"] = previous_digest = digest
         progress["next"] = _next_step(page, url, progress["skip"], page_size, request)
         write_json_atomic(batch_dir / PROGRESS, progress)
-        log.info(
+        bar.update(len(page.rows), f"page {number + 1}")
+        log.debug(
             "%s: page %d, %d rows (%d so far)",
             dataset.name,
             number + 1,

@@ -19,6 +19,7 @@ from psycopg2 import sql
 
 from src import schema
 from src.errors import DatabaseUnavailable, LoadError
+from src.progress import Progress
 from src.storage import Layout, phase_lock
 
 log = logging.getLogger("gho_etl.load")
@@ -126,15 +127,15 @@ def _copy_into_stage(cursor, staging: pq.ParquetFile, columns: list) -> int:
     copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
         sql.Identifier(STAGE_TABLE), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    copied = 0
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-    for record_batch in staging.iter_batches(batch_size=COPY_BATCH_ROWS, columns=columns):
-        buffer = io.BytesIO()
-        pacsv.write_csv(record_batch, buffer, options)
-        buffer.seek(0)
-        cursor.copy_expert(copy, buffer)
-        copied += record_batch.num_rows
-    return copied
+    with Progress(log, "load: copy", total=staging.metadata.num_rows) as bar:
+        for record_batch in staging.iter_batches(batch_size=COPY_BATCH_ROWS, columns=columns):
+            buffer = io.BytesIO()
+            pacsv.write_csv(record_batch, buffer, options)
+            buffer.seek(0)
+            cursor.copy_expert(copy, buffer)
+            bar.update(record_batch.num_rows)
+    return bar.count
 
 
 def _count(cursor, table) -> int:

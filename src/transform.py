@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from src import schema
 from src.errors import TooManyRejects, TransformError
 from src.extract import MANIFEST, complete_batches
+from src.progress import Progress
 from src.storage import (
     Layout,
     atomic_output,
@@ -235,12 +236,14 @@ def to_arrow(frame: pd.DataFrame) -> pa.Table:
 def read_landing_records(batch_dir):
     manifest = read_json(batch_dir / MANIFEST)
     records = []
-    for page in manifest["pages"]:
-        try:
-            payload = read_json(batch_dir / page["file"])
-        except (OSError, ValueError) as exc:
-            raise TransformError(f"landing page {batch_dir / page['file']} is unreadable: {exc}") from None
-        records.extend(payload.get("value", []))
+    with Progress(log, f"transform: read {batch_dir.parent.name}", total=manifest["rows"]) as bar:
+        for page in manifest["pages"]:
+            try:
+                payload = read_json(batch_dir / page["file"])
+            except (OSError, ValueError) as exc:
+                raise TransformError(f"landing page {batch_dir / page['file']} is unreadable: {exc}") from None
+            records.extend(payload.get("value", []))
+            bar.update(len(payload.get("value", [])))
     if len(records) != manifest["rows"]:
         raise TransformError(
             f"landing batch {batch_dir} holds {len(records)} rows, its manifest says {manifest['rows']}"
