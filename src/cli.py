@@ -9,6 +9,7 @@ Exit codes (stable, scripts depend on them):
 
 import argparse
 import logging
+import signal
 import sys
 
 from src.db import Database
@@ -27,6 +28,11 @@ EPILOG = (
     "exit codes: 0 success, 1 a phase failed, 2 bad usage or configuration, 3 already running. "
     "Logs: logs/gho_etl.jsonl (JSON lines)."
 )
+
+
+def quiet_broken_pipe():
+    """Let `script | head` end quietly, as Unix tools do, instead of with a traceback."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 def add_common_arguments(parser):
@@ -63,6 +69,7 @@ def prepare(args):
 
 
 def phase_main(phase: str, description: str, argv=None) -> int:
+    quiet_broken_pipe()
     parser = argparse.ArgumentParser(prog=f"start_{phase}.py", description=description, epilog=EPILOG)
     add_common_arguments(parser)
     args = parser.parse_args(argv)

@@ -131,3 +131,17 @@ class RunHistory:
     def close(self):
         with self._lock:
             self._reset()
+
+
+def read_history(database, statement) -> list:
+    """Rows of a query over etl_runs (`{}` stands for the table); [] before any run was recorded."""
+    connection = database.connect()
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s)", [RUNS_TABLE])
+            if cursor.fetchone()[0] is None:
+                return []
+            cursor.execute(sql.SQL(statement).format(sql.Identifier(RUNS_TABLE)))
+            return cursor.fetchall()
+    finally:
+        connection.close()

@@ -22,10 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import schedule
-from psycopg2 import sql
 
 from src.errors import AlreadyRunning
-from src.runs import RUNS_TABLE
+from src.runs import read_history
 from src.storage import write_json_atomic
 
 log = logging.getLogger("gho_etl.scheduler")
@@ -80,21 +79,12 @@ def register(scheduler, dataset, job):
 
 def last_successful_loads(database) -> dict:
     """dataset -> finish time of its last successful load, from the run history."""
-    connection = database.connect()
-    try:
-        with connection, connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass(%s)", [RUNS_TABLE])
-            if cursor.fetchone()[0] is None:
-                return {}
-            cursor.execute(
-                sql.SQL(
-                    "SELECT dataset, max(finished_at) FROM {} WHERE phase = 'load' AND status = 'succeeded' "
-                    "GROUP BY dataset"
-                ).format(sql.Identifier(RUNS_TABLE))
-            )
-            return dict(cursor.fetchall())
-    finally:
-        connection.close()
+    return dict(
+        read_history(
+            database,
+            "SELECT dataset, max(finished_at) FROM {} WHERE phase = 'load' AND status = 'succeeded' GROUP BY dataset",
+        )
+    )
 
 
 class Scheduler:

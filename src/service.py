@@ -12,8 +12,6 @@ import subprocess
 import sys
 import time
 
-from psycopg2 import sql
-
 from src.cli import (
     EXIT_ALREADY_RUNNING,
     EXIT_CONFIG,
@@ -22,13 +20,14 @@ from src.cli import (
     add_common_arguments,
     fail,
     prepare,
+    quiet_broken_pipe,
     report,
 )
 from src.db import Database
 from src.errors import AlreadyRunning, ConfigError
 from src.logs import LOG_FILE_NAME, setup_logging
 from src.pipeline import Runner
-from src.runs import RUNS_TABLE, RunHistory
+from src.runs import RunHistory, read_history
 from src.scheduler import Scheduler, pid_file, register, scheduler_process, state_file
 from src.settings import load_settings
 
@@ -37,6 +36,7 @@ START_WAIT_S = 30.0
 
 # --- start -----------------------------------------------------------------------
 def start_main(script_path, argv=None) -> int:
+    quiet_broken_pipe()
     parser = argparse.ArgumentParser(
         prog="start_scheduler.py",
         description="Run every enabled dataset's job (extract -> transform -> load) on its schedule. "
@@ -141,6 +141,7 @@ def _tail(path, lines=20):
 
 # --- stop ------------------------------------------------------------------------
 def stop_main(argv=None) -> int:
+    quiet_broken_pipe()
     parser = argparse.ArgumentParser(
         prog="stop_scheduler.py",
         description="Ask the scheduler to stop (SIGTERM): it lets the running phase finish, then exits.",
@@ -200,6 +201,7 @@ def _wait_gone(pid, timeout) -> bool:
 
 # --- status ----------------------------------------------------------------------
 def status_main(argv=None) -> int:
+    quiet_broken_pipe()
     parser = argparse.ArgumentParser(
         prog="status.py",
         description="Show whether the scheduler runs, each dataset's schedule, next due time and last run.",
@@ -272,24 +274,14 @@ def _next_runs_if_started_now(settings) -> dict:
 def _last_runs(database) -> dict:
     import psutil
 
-    connection = database.connect()
-    try:
-        with connection, connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass(%s)", [RUNS_TABLE])
-            if cursor.fetchone()[0] is None:
-                return {}
-            cursor.execute(
-                sql.SQL("""WITH latest AS (
-                           SELECT DISTINCT ON (dataset) dataset, run_id FROM {0} ORDER BY dataset, started_at DESC)
-                       SELECT r.dataset, r.run_id, r.phase, r.status, r.started_at, r.finished_at, r.rows_in,
-                              r.rows_written, r.rows_rejected, r.error, r.pid, r.host, r.trigger
-                       FROM {0} r JOIN latest USING (dataset, run_id) ORDER BY r.started_at, r.id""").format(
-                    sql.Identifier(RUNS_TABLE)
-                )
-            )
-            rows = cursor.fetchall()
-    finally:
-        connection.close()
+    rows = read_history(
+        database,
+        """WITH latest AS (
+               SELECT DISTINCT ON (dataset) dataset, run_id FROM {0} ORDER BY dataset, started_at DESC)
+           SELECT r.dataset, r.run_id, r.phase, r.status, r.started_at, r.finished_at, r.rows_in,
+                  r.rows_written, r.rows_rejected, r.error, r.pid, r.host, r.trigger
+           FROM {0} r JOIN latest USING (dataset, run_id) ORDER BY r.started_at, r.id""",
+    )
     host = socket.gethostname()
     runs = {}
     for (

@@ -59,28 +59,6 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextmanager
-def atomic_output(path: Path, mode="wb"):
-    """Yield a file object whose content appears at `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
-    try:
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-@contextmanager
 def atomic_path(path: Path):
     """Yield a temporary path to write with any library; it is renamed to `path` on success."""
     path = Path(path)
@@ -99,6 +77,14 @@ def atomic_path(path: Path):
         except FileNotFoundError:
             pass
         raise
+
+
+@contextmanager
+def atomic_output(path: Path, mode="wb"):
+    """Yield a file object whose content appears at `path` only if the block succeeds."""
+    with atomic_path(path) as temp:
+        with open(temp, mode, encoding=None if "b" in mode else "utf-8") as handle:
+            yield handle
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

@@ -62,10 +62,12 @@ def test_life_expectancy_table(script_env, database_url):
 
 
 def main() -> int:
+    from src.cli import quiet_broken_pipe
     from src.db import Database
     from src.errors import GhoEtlError
     from src.settings import load_settings
 
+    quiet_broken_pipe()
     try:
         database = Database(load_settings())
         connection = database.connect()
