@@ -37,15 +37,14 @@ class PhaseOutcome:
     details: list = field(default_factory=list)
 
     def summary(self) -> str:
+        """One line: dataset, rows, rejects, batches, duration (or the error)."""
         head = f"{self.phase} {self.dataset}:"
         if not self.ok:
             return f"{head} FAILED after {self.seconds:.1f}s: {self.error}"
-        text = f"{head} {self.rows_written} rows"
-        if self.phase == "transform":
-            text += f", {self.rows_rejected} rejects"
+        rows = f"{self.rows_written} rows"
         if self.phase == "load":
-            text += f" written of {self.rows_in} staged"
-        return text + f", {self.batches} batch(es), {self.seconds:.1f}s"
+            rows += f" written of {self.rows_in} staged"
+        return f"{head} {rows}, {self.rows_rejected} rejects, {self.batches} batch(es), {self.seconds:.1f}s"
 
 
 def _measure(phase, results) -> dict:

@@ -1,5 +1,7 @@
 """End to end, as a user runs it: the three scripts against the stand-in serving real data."""
 
+import re
+
 import psycopg2
 import pytest
 
@@ -49,7 +51,17 @@ def test_real_whosis_000001_end_to_end(script_env, database_url, stub, tmp_path)
     served = stub.state.rows("WHOSIS_000001")
     facts = _distinct_facts(served)
     outputs = _run_pipeline(script_env)
-    assert outputs[2].stdout.startswith(f"load life_expectancy_at_birth: {facts} rows written of {facts} staged")
+    summaries = [o.stdout.strip() for o in outputs]
+    assert re.fullmatch(
+        r"extract life_expectancy_at_birth: 12936 rows, 0 rejects, 1 batch\(es\), [\d.]+s", summaries[0]
+    )
+    assert re.fullmatch(
+        r"transform life_expectancy_at_birth: 12936 rows, 0 rejects, 1 batch\(es\), [\d.]+s", summaries[1]
+    )
+    assert re.fullmatch(
+        rf"load life_expectancy_at_birth: {facts} rows written of {facts} staged, 0 rejects, 1 batch\(es\), [\d.]+s",
+        summaries[2],
+    )
     assert _count(database_url) == facts == 12936
     assert _phase_dirs_empty(tmp_path)
 
