@@ -31,10 +31,6 @@ def log_context(**fields):
         _context.reset(token)
 
 
-def current_context() -> dict:
-    return dict(_context.get())
-
-
 class RedactSecrets(logging.Filter):
     """Masks passwords in URIs, `password=` keywords and any configured secret value."""
 

@@ -203,7 +203,8 @@ def _number(variable, text, kind, minimum, maximum=None):
     try:
         value = kind(text)
     except (TypeError, ValueError):
-        raise ConfigError(f"{variable}={text!r} is not a {kind.__name__}") from None
+        wanted = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{variable}={text!r} is not {wanted}") from None
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
         raise ConfigError(f"{variable}={text!r} must be {bound}")

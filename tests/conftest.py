@@ -11,7 +11,6 @@ import sys
 import tempfile
 import uuid
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg2
@@ -114,10 +113,6 @@ def make_settings(tmp_path, stub, database_url):
         return Settings(**values)
 
     return build
-
-
-def with_changes(settings, **changes):
-    return replace(settings, **changes)
 
 
 @pytest.fixture

@@ -103,6 +103,21 @@ def test_unreadable_config_file_is_one_line(tmp_path, script_env):
     assert "DATASET_CONFIG_FILE" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("GHO_PAGE_SIZE", "abc", "error: GHO_PAGE_SIZE='abc' is not a whole number"),
+        ("GHO_HTTP_TIMEOUT", "soon", "error: GHO_HTTP_TIMEOUT='soon' is not a number"),
+        ("GHO_REJECT_THRESHOLD", "2", "error: GHO_REJECT_THRESHOLD='2' must be between 0 and 1"),
+        ("GHO_API_BASE_URL", "ftp://x", "error: GHO_API_BASE_URL='ftp://x' must start with http:// or https://"),
+    ],
+)
+def test_bad_variable_is_one_line(script_env, variable, value, message):
+    result = run_script("start_extract.py", env=dict(script_env, **{variable: value}))
+    assert result.returncode == 2
+    assert result.stderr.strip() == message
+
+
 def test_unknown_dataset_argument(script_env):
     result = run_script("start_extract.py", "--dataset", "nope", env=script_env)
     assert result.returncode == 2

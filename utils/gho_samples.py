@@ -126,9 +126,6 @@ class SampleLibrary:
         path = self.sources[indicator][download]
         return read_sample_json(path) if path.suffix == ".json" else read_sample_csv(path)
 
-    def downloads(self, indicator: str) -> list:
-        return [p.name for p in self.sources.get(indicator, [])]
-
     def catalogue(self) -> list:
         path = self.directory / CATALOGUE_FILE
         if not path.exists():
