@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin
 
 from src.errors import ExtractError
+from src.faultpoints import crash_point
 from src.gho_client import GhoClient
 from src.progress import Progress
 from src.storage import (
@@ -131,6 +132,7 @@ def extract_dataset(settings, dataset, client: GhoClient = None) -> ExtractResul
                 "pages": progress["pages"],
                 "rows": rows,
             }
+            crash_point("extract.before_manifest")
             write_json_atomic(batch_dir / MANIFEST, manifest)
     finally:
         if own_client:
@@ -157,6 +159,7 @@ def _fetch_pages(client, dataset, request, batch_dir, progress, bar):
         step = progress["next"]
         url = step["url"] or indicator_url
         page = client.get_page(url, step["params"], request["indicator"])
+        crash_point("extract.page_received")
         digest = hashlib.sha256(page.raw).hexdigest()
         if page.rows and digest == previous_digest:
             raise ExtractError(
@@ -167,11 +170,13 @@ def _fetch_pages(client, dataset, request, batch_dir, progress, bar):
         if page.rows or number == 0:
             name = f"page-{number:05d}.json"
             write_bytes_atomic(batch_dir / name, page.raw)
+            crash_point("extract.page_written")
             progress["pages"].append({"file": name, "rows": len(page.rows), "sha256": digest})
         progress["skip"] += len(page.rows)
         progress["last_digest"] = previous_digest = digest
         progress["next"] = _next_step(page, url, progress["skip"], page_size, request)
         write_json_atomic(batch_dir / PROGRESS, progress)
+        crash_point("extract.page_done")
         bar.update(len(page.rows), f"page {number + 1}")
         log.debug(
             "%s: page %d, %d rows (%d so far)",

@@ -19,6 +19,7 @@ from psycopg2 import sql
 
 from src import schema
 from src.errors import DatabaseUnavailable, LoadError
+from src.faultpoints import crash_point
 from src.progress import Progress
 from src.storage import Layout, phase_lock
 
@@ -208,7 +209,9 @@ def load_batch(connection, dataset, staging_file) -> LoadResult:
                 inserted = updated = 0
             else:
                 _copy_into_stage(cursor, staging, columns)
+                crash_point("load.copied")
                 inserted, updated = _apply(cursor, dataset, columns, batch_id)
+                crash_point("load.applied")
             cursor.execute(
                 sql.SQL(
                     "INSERT INTO {} (dataset, batch_id, table_name, mode, rows_staged, rows_inserted, rows_updated) "
@@ -216,6 +219,8 @@ def load_batch(connection, dataset, staging_file) -> LoadResult:
                 ).format(sql.Identifier(LEDGER_TABLE)),
                 [dataset.name, batch_id, dataset.table, dataset.mode, rows, inserted, updated],
             )
+            crash_point("load.before_commit")
+    crash_point("load.committed")
     staging_file.unlink()
     result = LoadResult(
         dataset.name, batch_id, dataset.table, rows, inserted, updated, skipped, time.monotonic() - started

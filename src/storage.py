@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from src.errors import AlreadyRunning
+from src.faultpoints import crash_point
 
 TEMP_PREFIX = ".tmp-"
 
@@ -128,6 +129,7 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(doomed)
     os.replace(path, doomed)
     fsync_dir(path.parent)
+    crash_point("storage.tree_renamed")
     shutil.rmtree(doomed, ignore_errors=True)
 
 

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from src import schema
 from src.errors import TooManyRejects, TransformError
 from src.extract import MANIFEST, complete_batches
+from src.faultpoints import crash_point
 from src.progress import Progress
 from src.storage import (
     Layout,
@@ -297,6 +298,8 @@ def transform_batch(settings, dataset, batch_dir) -> TransformResult:
     table = to_arrow(frame)
     with atomic_path(staging_file) as temp:
         pq.write_table(table, temp, compression="zstd")
+        crash_point("transform.writing_staging")
+    crash_point("transform.staging_written")
     remove_tree(batch_dir)
     result = TransformResult(
         dataset.name, batch_id, len(records), len(frame), len(rejected), duplicates, time.monotonic() - started

@@ -8,7 +8,7 @@ and $skip, 404 for unknown indicators and 400 for bad queries, like GHO.
 
 Faults can be switched on to test retries: HTTP status codes (with
 Retry-After), a connection reset mid-body, a truncated body, an empty 200, an
-HTML error page with status 200, and slow answers. Control it in-process
+HTML error page with status 200, slow answers, and a body that stalls half-way. Control it in-process
 (`StubServer`) or over HTTP under /_control (see `--help`).
 
 Run the pipeline against it:
@@ -32,7 +32,7 @@ from utils.gho_samples import FIELDS, SampleLibrary, generate_rows  # noqa: E402
 from utils.odata import ODataError, apply_query  # noqa: E402
 
 API_PREFIX = "/api"
-FAULT_KINDS = ("status", "reset", "truncate", "empty", "html", "slow")
+FAULT_KINDS = ("status", "reset", "truncate", "empty", "html", "slow", "stall")
 HTML_ERROR_PAGE = b"<html><head><title>Service Unavailable</title></head><body><h1>Upstream error</h1></body></html>"
 
 
@@ -171,7 +171,13 @@ class StubHandler(BaseHTTPRequestHandler):
 
     def _record(self, status, fault=None):
         split = urlsplit(self.path)
-        entry = {"method": self.command, "path": split.path, "query": split.query, "status": status}
+        entry = {
+            "method": self.command,
+            "path": split.path,
+            "query": split.query,
+            "status": status,
+            "at": time.monotonic(),
+        }
         if fault:
             entry["fault"] = fault["kind"]
         with self.state.lock:
@@ -183,6 +189,21 @@ class StubHandler(BaseHTTPRequestHandler):
         if kind == "slow":
             time.sleep(float(fault.get("seconds", 5)))
             return False  # then answer normally
+        if kind == "stall":
+            # Half the body, a pause, then the rest: a download in progress.
+            body = body_factory()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            time.sleep(float(fault.get("seconds", 5)))
+            try:
+                self.wfile.write(body[len(body) // 2 :])
+            except OSError:
+                pass  # the client went away mid-download
+            return True
         if kind == "status":
             status = int(fault.get("status", 503))
             headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else None
