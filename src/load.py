@@ -186,40 +186,53 @@ def _apply(cursor, dataset, columns, batch_id) -> tuple:
     return inserted, written - inserted
 
 
+def _rollback_quietly(connection) -> None:
+    """Roll back, unless the connection is already gone (then the server rolled back)."""
+    try:
+        connection.rollback()
+    except (psycopg2.InterfaceError, psycopg2.OperationalError):
+        pass
+
+
 def load_batch(connection, dataset, staging_file) -> LoadResult:
     batch_id = staging_file.stem
     started = time.monotonic()
     staging = pq.ParquetFile(staging_file)
     columns = staging.schema_arrow.names
     rows = staging.metadata.num_rows
-    with connection, connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key(dataset.name)])
-        cursor.execute(
-            sql.SQL("SELECT 1 FROM {} WHERE dataset = %s AND batch_id = %s").format(sql.Identifier(LEDGER_TABLE)),
-            [dataset.name, batch_id],
-        )
-        if cursor.fetchone():
-            skipped = True
-            inserted = updated = 0
-        else:
-            skipped = False
-            ensure_table(cursor, dataset.table, columns)
-            if rows == 0 and dataset.mode == "replace":
-                log.warning("%s: empty batch %s; replace mode keeps the table as it is", dataset.name, batch_id)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key(dataset.name)])
+            cursor.execute(
+                sql.SQL("SELECT 1 FROM {} WHERE dataset = %s AND batch_id = %s").format(sql.Identifier(LEDGER_TABLE)),
+                [dataset.name, batch_id],
+            )
+            if cursor.fetchone():
+                skipped = True
                 inserted = updated = 0
             else:
-                _copy_into_stage(cursor, staging, columns)
-                crash_point("load.copied")
-                inserted, updated = _apply(cursor, dataset, columns, batch_id)
-                crash_point("load.applied")
-            cursor.execute(
-                sql.SQL(
-                    "INSERT INTO {} (dataset, batch_id, table_name, mode, rows_staged, rows_inserted, rows_updated) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                ).format(sql.Identifier(LEDGER_TABLE)),
-                [dataset.name, batch_id, dataset.table, dataset.mode, rows, inserted, updated],
-            )
-            crash_point("load.before_commit")
+                skipped = False
+                ensure_table(cursor, dataset.table, columns)
+                if rows == 0 and dataset.mode == "replace":
+                    log.warning("%s: empty batch %s; replace mode keeps the table as it is", dataset.name, batch_id)
+                    inserted = updated = 0
+                else:
+                    _copy_into_stage(cursor, staging, columns)
+                    crash_point("load.copied")
+                    inserted, updated = _apply(cursor, dataset, columns, batch_id)
+                    crash_point("load.applied")
+                cursor.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (dataset, batch_id, table_name, mode, rows_staged, rows_inserted, "
+                        "rows_updated) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                    ).format(sql.Identifier(LEDGER_TABLE)),
+                    [dataset.name, batch_id, dataset.table, dataset.mode, rows, inserted, updated],
+                )
+        crash_point("load.before_commit")
+        connection.commit()
+    except BaseException:
+        _rollback_quietly(connection)
+        raise
     crash_point("load.committed")
     staging_file.unlink()
     result = LoadResult(
@@ -267,7 +280,7 @@ def load_dataset(settings, dataset, database) -> list:
         try:
             ensure_ledger(connection)
             return [load_batch(connection, dataset, path) for path in batches]
-        except psycopg2.OperationalError as exc:
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
             raise DatabaseUnavailable(
                 f"lost the database while loading {dataset.name}: {str(exc).strip().splitlines()[0]}; "
                 "the transaction was rolled back and staging kept"

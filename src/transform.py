@@ -36,8 +36,11 @@ log = logging.getLogger("gho_etl.transform")
 
 _NUMBER = r"-?\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?"
 RANGE_PATTERN = rf"^\s*(?P<point>{_NUMBER})\s*\[\s*(?P<low>{_NUMBER})\s*[-\u2013]\s*(?P<high>{_NUMBER})\s*\]\s*$"
-_OFFSET_SUFFIX = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+# A zone designator, only where it follows a time of day ("2020-02-15" ends in "-15" too).
+_OFFSET_SUFFIX = r"(?P<time>\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
 _INT32 = 2**31 - 1
+# Characters some line readers split on; escaped so one reject is one line for every reader.
+_LINE_BREAKS_ESCAPED = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029\x0b\x0c\x1c\x1d\x1e"}
 
 
 @dataclass
@@ -105,6 +108,25 @@ def _as_text(series: pd.Series) -> pd.Series:
     return pd.Series([convert(v) for v in series], index=series.index, dtype=object)
 
 
+def _is_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_unicode(value) -> bool:
+    """True for text (or nested JSON) that cannot be stored as UTF-8."""
+    if isinstance(value, str):
+        return not _is_unicode(value)
+    if isinstance(value, (dict, list)):
+        return not _is_unicode(json.dumps(value, ensure_ascii=False))
+    return False
+
+
 def _is_bool(series: pd.Series) -> np.ndarray:
     return series.map(lambda v: isinstance(v, bool)).to_numpy(dtype=bool)
 
@@ -140,7 +162,7 @@ def _to_timestamp(series, column, rejects, keep_wall_clock):
     present = text.notna().to_numpy()
     parseable = text.where(present, None).astype("string")
     if keep_wall_clock:
-        parseable = parseable.str.strip().str.replace(_OFFSET_SUFFIX, "", regex=True)
+        parseable = parseable.str.strip().str.replace(_OFFSET_SUFFIX, r"\g<time>", regex=True)
     parsed = pd.to_datetime(parseable, errors="coerce", utc=not keep_wall_clock, format="ISO8601")
     if keep_wall_clock:
         parsed = parsed.dt.tz_localize("UTC")
@@ -178,12 +200,27 @@ def records_to_frame(records: list):
     columns (core first, then any new fields as text); rejects is a list of
     (record, reason) for the rest.
     """
-    raw = pd.DataFrame.from_records(records) if records else pd.DataFrame()
-    raw.columns = [str(c) for c in raw.columns]
-    names = _column_names(raw.columns)
-    raw = raw.rename(columns=names)
-    raw.index = pd.RangeIndex(len(raw))
+    is_object = np.array([isinstance(record, dict) for record in records], dtype=bool)
+    fields = list(dict.fromkeys(str(k) for record, ok in zip(records, is_object) if ok for k in record))
+    names = _column_names(fields)
+    # Built column by column as object arrays: no type inference can fail on
+    # whatever the API sends (pandas would choke on a lone surrogate).
+    raw = pd.DataFrame(
+        {
+            names[field]: pd.Series(
+                [record.get(field) if ok else None for record, ok in zip(records, is_object)], dtype=object
+            )
+            for field in fields
+        },
+        index=pd.RangeIndex(len(records)),
+    )
     rejects = _Rejects(len(raw))
+    rejects.add(~is_object, "record is not a JSON object")
+    for column in raw.columns:
+        broken = raw[column].map(_not_unicode).to_numpy(dtype=bool)
+        if broken.any():
+            rejects.add(broken, f"{column} is not valid Unicode text (it holds a lone surrogate)")
+            raw.loc[broken, column] = None
     frame = pd.DataFrame(index=raw.index)
 
     def source(column):
@@ -256,7 +293,10 @@ def _write_rejects(path, rejected, batch_id):
     with atomic_output(path, "w") as handle:
         for record, reason in rejected:
             line = {"batch_id": batch_id, "reason": reason, "record": record}
-            handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+            text = json.dumps(line, ensure_ascii=False, default=str)
+            if not _is_unicode(text):
+                text = json.dumps(line, default=str)  # \u escapes keep a lone surrogate writable
+            handle.write(text.translate(_LINE_BREAKS_ESCAPED) + "\n")
 
 
 def transform_batch(settings, dataset, batch_dir) -> TransformResult:

@@ -92,6 +92,14 @@ def test_date_only_and_z_forms_agree_with_offset_form():
     assert len({f.iloc[0]["time_dimension_begin"] for f in frames}) == 1
 
 
+def test_date_only_period_boundary_keeps_its_day():
+    # "-15" at the end of a date is the day, not a zone offset to strip.
+    frame, rejects = records_to_frame([_record(TimeDimensionBegin="2020-02-15", TimeDimensionEnd="2020-02-29")])
+    assert rejects == []
+    assert frame.iloc[0]["time_dimension_begin"] == datetime(2020, 2, 15, tzinfo=timezone.utc)
+    assert frame.iloc[0]["time_dimension_end"] == datetime(2020, 2, 29, tzinfo=timezone.utc)
+
+
 @pytest.mark.parametrize(
     "fields, reason",
     [

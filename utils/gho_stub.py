@@ -36,6 +36,15 @@ FAULT_KINDS = ("status", "reset", "truncate", "empty", "html", "slow", "stall")
 HTML_ERROR_PAGE = b"<html><head><title>Service Unavailable</title></head><body><h1>Upstream error</h1></body></html>"
 
 
+def encode_json(obj) -> bytes:
+    """UTF-8 JSON as GHO sends it; text that UTF-8 cannot hold (a lone surrogate) goes out as a \\u escape."""
+    text = json.dumps(obj, ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj).encode("ascii")
+
+
 class StubState:
     """Indicators, faults and the request log, shared by the handler threads."""
 
@@ -164,7 +173,7 @@ class StubHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _send_json(self, status, obj, headers=None):
-        self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), headers=headers)
+        self._send(status, encode_json(obj), headers=headers)
 
     def _odata_error(self, status, message):
         self._send_json(status, {"error": {"code": "", "message": message}})
@@ -243,7 +252,7 @@ class StubHandler(BaseHTTPRequestHandler):
         def body_factory():
             if "body" not in body_holder:
                 status, payload = self._resolve(resource, params, split)
-                body_holder["body"] = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+                body_holder["body"] = encode_json(payload)
             return body_holder["body"]
 
         if fault:
