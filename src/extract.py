@@ -171,7 +171,8 @@ def _fetch_pages(client, dataset, request, batch_dir, progress, bar):
             name = f"page-{number:05d}.json"
             write_bytes_atomic(batch_dir / name, page.raw)
             crash_point("extract.page_written")
-            progress["pages"].append({"file": name, "rows": len(page.rows), "sha256": digest})
+            fields = sorted(set().union(*(r for r in page.rows if isinstance(r, dict))))
+            progress["pages"].append({"file": name, "rows": len(page.rows), "sha256": digest, "fields": fields})
         progress["skip"] += len(page.rows)
         progress["last_digest"] = previous_digest = digest
         progress["next"] = _next_step(page, url, progress["skip"], page_size, request)

@@ -37,6 +37,35 @@ CORE_COLUMNS = {
     "time_dimension_end": (pa.timestamp("us", tz="UTC"), "timestamp with time zone"),
 }
 
+# The fields GHO publishes, in the API's order; each maps to the core column of its snake_case name.
+GHO_FIELDS = (
+    "Id",
+    "IndicatorCode",
+    "SpatialDimType",
+    "SpatialDim",
+    "ParentLocationCode",
+    "ParentLocation",
+    "TimeDimType",
+    "TimeDim",
+    "Dim1Type",
+    "Dim1",
+    "Dim2Type",
+    "Dim2",
+    "Dim3Type",
+    "Dim3",
+    "DataSourceDimType",
+    "DataSourceDim",
+    "Value",
+    "NumericValue",
+    "Low",
+    "High",
+    "Comments",
+    "Date",
+    "TimeDimensionValue",
+    "TimeDimensionBegin",
+    "TimeDimensionEnd",
+)
+
 NATURAL_KEY = (
     "indicator_code",
     "spatial_dim_type",
@@ -88,3 +117,6 @@ def arrow_schema(extra_columns=()):
 
 def pg_type(column: str) -> str:
     return CORE_COLUMNS[column][1] if column in CORE_COLUMNS else EXTRA_PG_TYPE
+
+
+assert sorted(snake_case(f) for f in GHO_FIELDS) == sorted(CORE_COLUMNS)

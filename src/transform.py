@@ -1,27 +1,35 @@
-"""Transform: complete landing batch -> typed staging Parquet + rejects.
+"""Transform: complete landing batch -> typed staging Parquet + rejects, streamed page by page.
 
-Every row is validated; one that cannot be typed, or lacks a part of its
-identity, goes to `data/rejects/<dataset>/<batch_id>.jsonl` with its reason.
-The landing batch is deleted only once the staging file is safely renamed into
-place, so a crash at any point leaves a batch that the next run finishes.
+Pages are typed in a small thread pool (Arrow's JSON reader releases the GIL)
+and written as Parquet row groups as they come, so memory depends on the page
+size, not on the indicator's size. Duplicate natural keys are found with one
+64-bit hash per row, confirmed exactly, and removed in a second pass only when
+there are any. The landing batch is deleted only once the staging file is
+renamed into place, so a crash at any point leaves a batch the next run
+finishes. The staging file carries a content hash of its landing pages, which
+lets the load skip a batch identical to the last one it applied.
 """
 
+import hashlib
 import json
 import logging
-import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from src import schema
 from src.errors import TooManyRejects, TransformError
 from src.extract import MANIFEST, complete_batches
+from src.fast_page import NotFast, parse_page
 from src.faultpoints import crash_point
 from src.progress import Progress
+from src.records import _column_names, _is_unicode, deduplicate, records_to_frame, to_arrow  # noqa: F401
 from src.storage import (
     Layout,
     atomic_output,
@@ -34,13 +42,14 @@ from src.storage import (
 
 log = logging.getLogger("gho_etl.transform")
 
-_NUMBER = r"-?\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?"
-RANGE_PATTERN = rf"^\s*(?P<point>{_NUMBER})\s*\[\s*(?P<low>{_NUMBER})\s*[-\u2013]\s*(?P<high>{_NUMBER})\s*\]\s*$"
-# A zone designator, only where it follows a time of day ("2020-02-15" ends in "-15" too).
-_OFFSET_SUFFIX = r"(?P<time>\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
-_INT32 = 2**31 - 1
+# Bump when typing rules change: a batch typed by other rules is never "identical".
+TRANSFORM_VERSION = "2"
+CONTENT_HASH_KEY = b"gho_etl.content_sha256"
+ROW_GROUP_ROWS = 128_000
+PARSE_THREADS = 2
 # Characters some line readers split on; escaped so one reject is one line for every reader.
 _LINE_BREAKS_ESCAPED = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029\x0b\x0c\x1c\x1d\x1e"}
+_NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass
@@ -54,249 +63,213 @@ class TransformResult:
     seconds: float
 
 
-class _Rejects:
-    """The first reason each row is rejected for, by position."""
-
-    def __init__(self, size):
-        self.reasons = np.full(size, None, dtype=object)
-
-    def add(self, mask, reason):
-        mask = np.asarray(mask, dtype=bool) & pd.isna(self.reasons)
-        if mask.any():
-            if callable(reason):
-                for position in np.flatnonzero(mask):
-                    self.reasons[position] = reason(position)
-            else:
-                self.reasons[mask] = reason
-
-    @property
-    def mask(self):
-        return pd.notna(self.reasons)
-
-
-def _column_names(fields):
-    """GHO field -> column, making any clash between fields' snake_case names unique."""
-    names, used = {}, set()
-    for field in fields:
-        name = schema.snake_case(field)
-        base, suffix = name, 2
-        while name in used:
-            name = f"{base[:60]}_{suffix}"
-            suffix += 1
-        names[field] = name
-        used.add(name)
-    return names
-
-
-def _as_text(series: pd.Series) -> pd.Series:
-    """Text as published; numbers and objects the API may send become strings."""
-
-    def convert(value):
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return None
-        if isinstance(value, str):
-            return value
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, (dict, list)):
-            return json.dumps(value, ensure_ascii=False, sort_keys=True)
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value)
-
-    # Built as a list: pandas would infer a string dtype and turn None into NaN.
-    return pd.Series([convert(v) for v in series], index=series.index, dtype=object)
-
-
-def _is_unicode(text: str) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _not_unicode(value) -> bool:
-    """True for text (or nested JSON) that cannot be stored as UTF-8."""
-    if isinstance(value, str):
-        return not _is_unicode(value)
-    if isinstance(value, (dict, list)):
-        return not _is_unicode(json.dumps(value, ensure_ascii=False))
-    return False
-
-
-def _is_bool(series: pd.Series) -> np.ndarray:
-    return series.map(lambda v: isinstance(v, bool)).to_numpy(dtype=bool)
-
-
-def _to_float(series, column, rejects):
-    present = series.notna().to_numpy()
-    numbers = pd.to_numeric(series.where(~_is_bool(series)), errors="coerce").astype("float64")
-    values = numbers.to_numpy()
-    bad = present & ~np.isfinite(values)
-    rejects.add(bad, lambda i: f"{column} {series.iloc[i]!r} is not a finite number")
-    return numbers
-
-
-def _to_int(series, column, rejects, limit):
-    present = series.notna().to_numpy()
-    numbers = pd.to_numeric(series.where(~_is_bool(series)), errors="coerce").astype("float64")
-    values = numbers.to_numpy()
-    ok = np.isfinite(values) & (np.abs(np.nan_to_num(values)) <= limit)
-    ok &= np.equal(np.mod(np.nan_to_num(values), 1), 0)
-    rejects.add(present & ~ok, lambda i: f"{column} {series.iloc[i]!r} is not an integer")
-    result = pd.Series(np.where(ok, np.nan_to_num(values), 0).astype("int64"), index=series.index, dtype="Int64")
-    result[~ok] = pd.NA
-    return result
-
-
-def _to_timestamp(series, column, rejects, keep_wall_clock):
-    """ISO 8601 text -> UTC timestamps.
-
-    An instant (`date`) is converted exactly. A period boundary keeps its
-    published wall-clock time, stored as UTC, so the calendar date never shifts.
-    """
-    text = _as_text(series)
-    present = text.notna().to_numpy()
-    parseable = text.where(present, None).astype("string")
-    if keep_wall_clock:
-        parseable = parseable.str.strip().str.replace(_OFFSET_SUFFIX, r"\g<time>", regex=True)
-    parsed = pd.to_datetime(parseable, errors="coerce", utc=not keep_wall_clock, format="ISO8601")
-    if keep_wall_clock:
-        parsed = parsed.dt.tz_localize("UTC")
-    parsed = parsed.dt.as_unit("us")
-    bad = present & parsed.isna().to_numpy()
-    rejects.add(bad, lambda i: f"{column} {series.iloc[i]!r} is not an ISO 8601 date-time")
-    return parsed
-
-
-def _parse_number_text(text: pd.Series) -> pd.Series:
-    cleaned = text.str.replace(r"[ \u00a0\u202f]", "", regex=True)
-    return pd.to_numeric(cleaned, errors="coerce").astype("float64")
-
-
-def _fill_from_ranges(frame: pd.DataFrame) -> None:
-    """Where low/high are null but the value reads "63.2 [62.1-64.0]", take the numbers from it."""
-    needs = (frame["low"].isna() | frame["high"].isna()) & frame["value"].notna()
-    if not needs.any():
-        return
-    parts = frame.loc[needs, "value"].astype("string").str.extract(RANGE_PATTERN)
-    parsed = parts.dropna(how="any")
-    if parsed.empty:
-        return
-    index = parsed.index
-    for column, part in (("low", "low"), ("high", "high"), ("numeric_value", "point")):
-        missing = frame.loc[index, column].isna()
-        target = index[missing.to_numpy()]
-        frame.loc[target, column] = _parse_number_text(parsed.loc[target, part]).to_numpy()
-
-
-def records_to_frame(records: list):
-    """Type and validate raw GHO records.
-
-    Returns (frame, rejects): the frame holds the valid rows with the staging
-    columns (core first, then any new fields as text); rejects is a list of
-    (record, reason) for the rest.
-    """
-    is_object = np.array([isinstance(record, dict) for record in records], dtype=bool)
-    fields = list(dict.fromkeys(str(k) for record, ok in zip(records, is_object) if ok for k in record))
-    names = _column_names(fields)
-    # Built column by column as object arrays: no type inference can fail on
-    # whatever the API sends (pandas would choke on a lone surrogate).
-    raw = pd.DataFrame(
-        {
-            names[field]: pd.Series(
-                [record.get(field) if ok else None for record, ok in zip(records, is_object)], dtype=object
-            )
-            for field in fields
-        },
-        index=pd.RangeIndex(len(records)),
-    )
-    rejects = _Rejects(len(raw))
-    rejects.add(~is_object, "record is not a JSON object")
-    for column in raw.columns:
-        broken = raw[column].map(_not_unicode).to_numpy(dtype=bool)
-        if broken.any():
-            rejects.add(broken, f"{column} is not valid Unicode text (it holds a lone surrogate)")
-            raw.loc[broken, column] = None
-    frame = pd.DataFrame(index=raw.index)
-
-    def source(column):
-        if column in raw.columns:
-            return raw[column].astype(object).where(raw[column].notna(), None)
-        return pd.Series([None] * len(raw), index=raw.index, dtype=object)
-
-    for column in schema.TEXT_COLUMNS:
-        frame[column] = _as_text(source(column))
-    frame["id"] = _to_int(source("id"), "id", rejects, 2**53)
-    frame["time_dim"] = _to_int(source("time_dim"), "time_dim", rejects, _INT32)
-    for column in schema.FLOAT_COLUMNS:
-        frame[column] = _to_float(source(column), column, rejects)
-    for column in schema.INSTANT_COLUMNS:
-        frame[column] = _to_timestamp(source(column), column, rejects, keep_wall_clock=False)
-    for column in schema.PERIOD_COLUMNS:
-        frame[column] = _to_timestamp(source(column), column, rejects, keep_wall_clock=True)
-    extra = sorted(c for c in raw.columns if c not in schema.CORE_COLUMNS)
-    for column in extra:
-        frame[column] = _as_text(source(column))
-
-    for column in schema.REQUIRED:
-        blank = frame[column].map(lambda v: v is None or not v.strip()).to_numpy(dtype=bool)
-        rejects.add(blank, f"missing {column}")
-    for column in schema.TEXT_COLUMNS + extra:
-        has_nul = frame[column].map(lambda v: v is not None and "\x00" in v).to_numpy(dtype=bool)
-        rejects.add(has_nul, f"{column} contains a NUL byte, which PostgreSQL cannot store")
-
-    bad = rejects.mask
-    rejected = [(records[i], rejects.reasons[i]) for i in np.flatnonzero(bad)]
-    frame = frame.loc[~bad].reset_index(drop=True)
-    _fill_from_ranges(frame)
-    frame = frame[list(schema.CORE_COLUMNS) + extra]
-    return frame, rejected
-
-
-def deduplicate(frame: pd.DataFrame):
-    """Keep one row per natural key: the one with the latest `date` (later rows win ties)."""
-    if frame.empty:
-        return frame, 0
-    ordered = frame.sort_values("date", kind="stable", na_position="first")
-    unique = ordered.drop_duplicates(list(schema.NATURAL_KEY), keep="last").sort_index()
-    return unique.reset_index(drop=True), len(frame) - len(unique)
-
-
-def to_arrow(frame: pd.DataFrame) -> pa.Table:
-    extra = [c for c in frame.columns if c not in schema.CORE_COLUMNS]
-    return pa.Table.from_pandas(frame, schema=schema.arrow_schema(extra), preserve_index=False)
-
-
-def read_landing_records(batch_dir):
-    manifest = read_json(batch_dir / MANIFEST)
-    records = []
-    with Progress(log, f"transform: read {batch_dir.parent.name}", total=manifest["rows"]) as bar:
-        for page in manifest["pages"]:
-            try:
-                payload = read_json(batch_dir / page["file"])
-            except (OSError, ValueError) as exc:
-                raise TransformError(f"landing page {batch_dir / page['file']} is unreadable: {exc}") from None
-            records.extend(payload.get("value", []))
-            bar.update(len(payload.get("value", [])))
-    if len(records) != manifest["rows"]:
-        raise TransformError(
-            f"landing batch {batch_dir} holds {len(records)} rows, its manifest says {manifest['rows']}"
-        )
-    return records
+def _reject_line(record, reason, batch_id) -> str:
+    line = {"batch_id": batch_id, "reason": reason, "record": record}
+    text = json.dumps(line, ensure_ascii=False, default=str)
+    if not _is_unicode(text):
+        text = json.dumps(line, default=str)  # \u escapes keep a lone surrogate writable
+    return text.translate(_LINE_BREAKS_ESCAPED) + "\n"
 
 
 def _write_rejects(path, rejected, batch_id):
     with atomic_output(path, "w") as handle:
         for record, reason in rejected:
-            line = {"batch_id": batch_id, "reason": reason, "record": record}
-            text = json.dumps(line, ensure_ascii=False, default=str)
-            if not _is_unicode(text):
-                text = json.dumps(line, default=str)  # \u escapes keep a lone surrogate writable
-            handle.write(text.translate(_LINE_BREAKS_ESCAPED) + "\n")
+            handle.write(_reject_line(record, reason, batch_id))
+
+
+def _conform(table: pa.Table, target: pa.Schema) -> pa.Table:
+    """Give a page's table the batch's columns (a field absent from this page is null)."""
+    unknown = set(table.column_names) - set(target.names)
+    if unknown:
+        raise TransformError(f"a landing page has columns its manifest does not list: {sorted(unknown)}")
+    arrays = [
+        table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type) for f in target
+    ]
+    return pa.Table.from_arrays(arrays, schema=target)
+
+
+class _PageReader:
+    """Reads, verifies and types one landing page (runs in worker threads)."""
+
+    def __init__(self, batch_dir, extra_columns):
+        self.batch_dir = batch_dir
+        self.extra_columns = extra_columns
+        self.target = schema.arrow_schema(extra_columns)
+
+    def __call__(self, page):
+        path = self.batch_dir / page["file"]
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise TransformError(f"landing page {path} is unreadable: {exc.strerror}") from None
+        if page.get("sha256") and hashlib.sha256(raw).hexdigest() != page["sha256"]:
+            raise TransformError(f"landing page {path} is corrupted (its checksum differs from the manifest's)")
+        try:
+            return parse_page(raw, self.extra_columns), [], page["rows"]
+        except NotFast:
+            pass
+        try:
+            records = json.loads(raw).get("value", [])
+        except (ValueError, AttributeError) as exc:
+            raise TransformError(f"landing page {path} is unreadable: {exc}") from None
+        if len(records) != page["rows"]:
+            raise TransformError(f"landing page {path} holds {len(records)} rows, its manifest says {page['rows']}")
+        frame, rejected = records_to_frame(records)
+        return _conform(to_arrow(frame), self.target), rejected, len(records)
+
+
+def _extra_columns(batch_dir, manifest) -> list:
+    """The batch's extra columns, from the field names extract recorded (or, for old batches, the pages)."""
+    fields = {}
+    for page in manifest["pages"]:
+        if "fields" not in page:
+            try:
+                records = read_json(batch_dir / page["file"]).get("value", [])
+            except (OSError, ValueError, AttributeError) as exc:
+                raise TransformError(f"landing page {batch_dir / page['file']} is unreadable: {exc}") from None
+            page["fields"] = [str(k) for r in records if isinstance(r, dict) for k in r]
+        fields.update(dict.fromkeys(page["fields"]))
+    names = _column_names(fields)
+    return sorted({name for name in names.values() if name not in schema.CORE_COLUMNS})
+
+
+def content_hash(manifest) -> str:
+    digest = hashlib.sha256(TRANSFORM_VERSION.encode())
+    digest.update(json.dumps(manifest.get("request"), sort_keys=True).encode())
+    for page in manifest["pages"]:
+        digest.update(f"{page['file']}:{page.get('sha256')}:{page['rows']};".encode())
+    return digest.hexdigest()
+
+
+def _value_hashes(array) -> np.ndarray:
+    """One stable 64-bit hash per row of a column, computed on its distinct values only."""
+    encoded = pc.dictionary_encode(array)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    distinct = [
+        int.from_bytes(hashlib.blake2b(repr(v).encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+        for v in encoded.dictionary.to_pylist()
+    ]
+    table = np.array(distinct + [int(_NULL_HASH)], dtype=np.uint64)
+    indices = pc.fill_null(encoded.indices, len(distinct)).to_numpy(zero_copy_only=False)
+    return table[indices]
+
+
+def key_hashes(table: pa.Table) -> np.ndarray:
+    combined = np.zeros(table.num_rows, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in schema.NATURAL_KEY:
+            combined = combined * np.uint64(0x100000001B3) ^ _value_hashes(table.column(column))
+    return combined
+
+
+def _duplicate_positions(staged_path, hashes: np.ndarray) -> np.ndarray:
+    """Positions to drop so each natural key keeps its row with the latest `date` (later rows win ties)."""
+    ordered = np.sort(hashes)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if repeated.size == 0:
+        return np.empty(0, dtype=np.int64)
+    candidates = np.flatnonzero(np.isin(hashes, repeated))
+    columns = list(schema.NATURAL_KEY) + ["date"]
+    parts, offset = [], 0
+    staged = pq.ParquetFile(staged_path)
+    for group in range(staged.num_row_groups):
+        chunk = staged.read_row_group(group, columns=columns)
+        local = candidates[(candidates >= offset) & (candidates < offset + chunk.num_rows)] - offset
+        if local.size:
+            frame = chunk.take(pa.array(local)).to_pandas()
+            frame.index = local + offset
+            parts.append(frame)
+        offset += chunk.num_rows
+    frame = pd.concat(parts)
+    ordered_frame = frame.sort_index().sort_values("date", kind="stable", na_position="first")
+    kept = ordered_frame.drop_duplicates(list(schema.NATURAL_KEY), keep="last").index
+    return np.setdiff1d(frame.index.to_numpy(), kept.to_numpy())
+
+
+def _rewrite_without(source, target, drop: np.ndarray, arrow_schema) -> int:
+    staged = pq.ParquetFile(source)
+    offset, written = 0, 0
+    with pq.ParquetWriter(target, arrow_schema, compression="zstd") as writer:
+        for group in range(staged.num_row_groups):
+            chunk = staged.read_row_group(group)
+            keep = ~np.isin(np.arange(offset, offset + chunk.num_rows), drop)
+            kept = chunk.filter(pa.array(keep))
+            writer.write_table(kept)
+            offset += chunk.num_rows
+            written += kept.num_rows
+    return written
+
+
+class _RejectsFile:
+    """Rejects streamed to a temporary file, put in place by `commit` (kept even when the batch fails)."""
+
+    def __init__(self, path, batch_id):
+        self.path, self.batch_id, self.count, self.first = path, batch_id, 0, None
+        self._context = self._handle = None
+
+    def add(self, rejected):
+        if not rejected:
+            return
+        if self._handle is None:
+            self._context = atomic_output(self.path, "w")
+            self._handle = self._context.__enter__()
+        for record, reason in rejected:
+            self._handle.write(_reject_line(record, reason, self.batch_id))
+        self.count += len(rejected)
+        self.first = self.first or rejected[0][1]
+
+    def commit(self):
+        if self._context is not None:
+            self._context.__exit__(None, None, None)
+            self._context = None
+
+    def discard(self, exc):
+        if self._context is not None:
+            self._context.__exit__(type(exc), exc, exc.__traceback__)
+            self._context = None
+
+
+def _typed_pages(reader, pages):
+    """Typed pages in order, at most a few in flight so memory stays bounded."""
+    with ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="transform") as pool:
+        pending = []
+        for page in pages:
+            pending.append(pool.submit(reader, page))
+            if len(pending) > PARSE_THREADS:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
+
+
+def _write_staging(temp, reader, manifest, arrow_schema, rejects, dataset_name):
+    """Stream every page into `temp`; return (rows in, rows written, key hashes)."""
+    rows_in, written, hashes, buffered = 0, 0, [], []
+    with Progress(log, f"transform {dataset_name}", total=manifest["rows"]) as bar:
+        with pq.ParquetWriter(temp, arrow_schema, compression="zstd") as writer:
+
+            def flush():
+                nonlocal written
+                table = pa.concat_tables(buffered)
+                buffered.clear()
+                writer.write_table(table, row_group_size=max(1, table.num_rows))
+                hashes.append(key_hashes(table))
+                written += table.num_rows
+                crash_point("transform.writing_staging")
+
+            for table, rejected, count in _typed_pages(reader, manifest["pages"]):
+                rows_in += count
+                rejects.add(rejected)
+                if table.num_rows:
+                    buffered.append(table)
+                if sum(t.num_rows for t in buffered) >= ROW_GROUP_ROWS:
+                    flush()
+                bar.update(count)
+            if buffered or written == 0:
+                buffered.append(arrow_schema.empty_table())
+                flush()
+    all_hashes = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
+    return rows_in, written, all_hashes
 
 
 def transform_batch(settings, dataset, batch_dir) -> TransformResult:
@@ -311,39 +284,58 @@ def transform_batch(settings, dataset, batch_dir) -> TransformResult:
         rows = pq.ParquetFile(staging_file).metadata.num_rows
         return TransformResult(dataset.name, batch_id, rows, rows, 0, 0, time.monotonic() - started)
 
-    records = read_landing_records(batch_dir)
-    frame, rejected = records_to_frame(records)
-    frame, duplicates = deduplicate(frame)
+    try:
+        manifest = read_json(batch_dir / MANIFEST)
+    except (OSError, ValueError) as exc:
+        raise TransformError(f"landing manifest {batch_dir / MANIFEST} is unreadable: {exc}") from None
+    extra = _extra_columns(batch_dir, manifest)
+    arrow_schema = schema.arrow_schema(extra).with_metadata({CONTENT_HASH_KEY: content_hash(manifest).encode()})
+    reader = _PageReader(batch_dir, extra)
     rejects_file = layout.rejects_file(dataset.name, batch_id)
-    if rejected:
-        _write_rejects(rejects_file, rejected, batch_id)
+    rejects = _RejectsFile(rejects_file, batch_id)
+    duplicates = 0
+    try:
+        with atomic_path(staging_file) as temp:
+            rows_in, written, hashes = _write_staging(temp, reader, manifest, arrow_schema, rejects, dataset.name)
+            if rows_in != manifest["rows"]:
+                raise TransformError(
+                    f"landing batch {batch_dir} holds {rows_in} rows, its manifest says {manifest['rows']}"
+                )
+            share = rejects.count / rows_in if rows_in else 0.0
+            if share > settings.reject_threshold:
+                rejects.commit()
+                raise TooManyRejects(
+                    f"{dataset.name} batch {batch_id}: {share:.1%} of rows rejected "
+                    f"(limit {settings.reject_threshold:.1%}, first reason: {rejects.first}); nothing staged, "
+                    f"landing kept. See {rejects_file}; fix the source, raise GHO_REJECT_THRESHOLD, "
+                    f"or delete {batch_dir} to skip the batch"
+                )
+            drop = _duplicate_positions(temp, hashes)
+            del hashes
+            if drop.size:
+                with atomic_path(temp) as deduplicated:
+                    written = _rewrite_without(temp, deduplicated, drop, arrow_schema)
+                duplicates = int(drop.size)
+            rejects.commit()
+    except BaseException as exc:
+        rejects.discard(exc)
+        raise
+    crash_point("transform.staging_written")
+    remove_tree(batch_dir)
+    result = TransformResult(
+        dataset.name, batch_id, rows_in, written, rejects.count, duplicates, time.monotonic() - started
+    )
+    if rejects.count:
         log.warning(
             "%s batch %s: %d of %d rows rejected, first reason: %s (see %s)",
             dataset.name,
             batch_id,
-            len(rejected),
-            len(records),
-            rejected[0][1],
+            rejects.count,
+            rows_in,
+            rejects.first,
             rejects_file,
-            extra={"dataset": dataset.name, "batch_id": batch_id, "rejected": len(rejected)},
+            extra={"dataset": dataset.name, "batch_id": batch_id, "rejected": rejects.count},
         )
-    share = len(rejected) / len(records) if records else 0.0
-    if share > settings.reject_threshold:
-        raise TooManyRejects(
-            f"{dataset.name} batch {batch_id}: {share:.1%} of rows rejected "
-            f"(limit {settings.reject_threshold:.1%}, first reason: {rejected[0][1]}); nothing staged, "
-            f"landing kept. See {rejects_file}; fix the source, raise GHO_REJECT_THRESHOLD, "
-            f"or delete {batch_dir} to skip the batch"
-        )
-    table = to_arrow(frame)
-    with atomic_path(staging_file) as temp:
-        pq.write_table(table, temp, compression="zstd")
-        crash_point("transform.writing_staging")
-    crash_point("transform.staging_written")
-    remove_tree(batch_dir)
-    result = TransformResult(
-        dataset.name, batch_id, len(records), len(frame), len(rejected), duplicates, time.monotonic() - started
-    )
     log.info(
         "transformed %s batch %s: %d rows in, %d staged, %d rejected, %d duplicates dropped",
         dataset.name,
