@@ -20,7 +20,7 @@ POINTS = (
     "extract.before_manifest",  # every page fetched, batch not yet marked complete
     "transform.writing_staging",  # part of the staging file written under its temporary name
     "transform.staging_written",  # staging renamed into place, landing batch not yet deleted
-    "load.copied",  # inside the transaction: rows copied into the temp table
+    "load.copied",  # inside the transaction: rows copied (into the temp table, or an empty target)
     "load.applied",  # inside the transaction: target changed, ledger not yet written
     "load.before_commit",  # inside the transaction: everything done but COMMIT
     "load.committed",  # committed, staging file not yet deleted

@@ -1,7 +1,10 @@
 """Load: staging Parquet -> PostgreSQL, one transaction per batch, exactly once.
 
-Each batch is streamed with COPY into a temporary table and applied to the
-target with one set-based statement. The same transaction records the batch
+Each batch is streamed with COPY (CSV serialised by Arrow in bulk) into a
+temporary table and applied to the target with one set-based statement; an
+empty target, or replace mode, takes the COPY directly. A batch whose content
+hash equals the last one applied to the dataset is skipped without touching
+the table, and a merge rewrites only rows whose data changed. The same transaction records the batch
 in the `etl_batches` ledger, so a batch whose commit happened is never applied
 again, whatever crashed afterwards; the staging file is deleted only after the
 commit. A per-dataset advisory lock keeps two loads of one dataset apart.
@@ -13,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 import psycopg2
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg2 import sql
@@ -22,6 +26,7 @@ from src.errors import DatabaseUnavailable, LoadError
 from src.faultpoints import crash_point
 from src.progress import Progress
 from src.storage import Layout, phase_lock
+from src.transform import CONTENT_HASH_KEY
 
 log = logging.getLogger("gho_etl.load")
 
@@ -59,6 +64,14 @@ def ensure_ledger(connection) -> None:
                     rows_updated bigint NOT NULL,
                     loaded_at timestamptz NOT NULL DEFAULT now(),
                     PRIMARY KEY (dataset, batch_id))""").format(sql.Identifier(LEDGER_TABLE)))
+        # Added after the first release: older ledgers gain them in place.
+        cursor.execute(
+            sql.SQL(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS content_hash text, "
+                "ADD COLUMN IF NOT EXISTS skipped boolean NOT NULL DEFAULT false, "
+                "ADD COLUMN IF NOT EXISTS table_rows bigint"
+            ).format(sql.Identifier(LEDGER_TABLE))
+        )
 
 
 def _table_columns(cursor, table) -> dict:
@@ -74,9 +87,13 @@ def _index_name(table) -> str:
     return f"{table[:50]}_natural_key"
 
 
-def ensure_table(cursor, table: str, columns: list) -> None:
-    """Create the target table or evolve it to hold `columns`; refuse hand-made type changes."""
+def ensure_table(cursor, table: str, columns: list) -> bool:
+    """Create the target table or evolve it to hold `columns`; refuse hand-made type changes.
+
+    Returns True when the table had to be created or given columns.
+    """
     existing = _table_columns(cursor, table)
+    changed = not existing
     if not existing:
         definitions = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(schema.pg_type(c))) for c in columns]
         definitions += [
@@ -92,6 +109,7 @@ def ensure_table(cursor, table: str, columns: list) -> None:
         for column, pg_type in wanted.items():
             found = existing.get(column)
             if found is None:
+                changed = True
                 cursor.execute(
                     sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
                         sql.Identifier(table), sql.Identifier(column), sql.SQL(pg_type)
@@ -116,6 +134,30 @@ def ensure_table(cursor, table: str, columns: list) -> None:
             sql.SQL(", ").join(map(sql.Identifier, schema.NATURAL_KEY)),
         )
     )
+    return changed
+
+
+def _copy(cursor, staging: pq.ParquetFile, table, columns: list, batch_id=None) -> int:
+    """Stream staging into `table` with COPY; with `batch_id`, also fill the batch column."""
+    targets = columns + ([schema.BATCH_COLUMN] if batch_id is not None else [])
+    copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, targets))
+    )
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    with Progress(log, "load: copy", total=staging.metadata.num_rows) as bar:
+        for record_batch in staging.iter_batches(batch_size=COPY_BATCH_ROWS, columns=columns):
+            if batch_id is not None:
+                constant = pa.array([batch_id] * record_batch.num_rows, pa.string())
+                record_batch = pa.RecordBatch.from_arrays(
+                    record_batch.columns + [constant], names=record_batch.schema.names + [schema.BATCH_COLUMN]
+                )
+            buffer = io.BytesIO()
+            pacsv.write_csv(record_batch, buffer, options)
+            buffer.seek(0)
+            cursor.copy_expert(copy, buffer)
+            bar.update(record_batch.num_rows)
+    crash_point("load.copied")
+    return bar.count
 
 
 def _copy_into_stage(cursor, staging: pq.ParquetFile, columns: list) -> int:
@@ -125,28 +167,24 @@ def _copy_into_stage(cursor, staging: pq.ParquetFile, columns: list) -> int:
             sql.Identifier(STAGE_TABLE), sql.SQL(", ").join(definitions)
         )
     )
-    copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        sql.Identifier(STAGE_TABLE), sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
-    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-    with Progress(log, "load: copy", total=staging.metadata.num_rows) as bar:
-        for record_batch in staging.iter_batches(batch_size=COPY_BATCH_ROWS, columns=columns):
-            buffer = io.BytesIO()
-            pacsv.write_csv(record_batch, buffer, options)
-            buffer.seek(0)
-            cursor.copy_expert(copy, buffer)
-            bar.update(record_batch.num_rows)
-    return bar.count
+    return _copy(cursor, staging, STAGE_TABLE, columns)
 
 
-def _count(cursor, table) -> int:
-    cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+def _is_empty(cursor, table) -> bool:
+    cursor.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
     return cursor.fetchone()[0]
 
 
-def _apply(cursor, dataset, columns, batch_id) -> tuple:
-    """Apply the stage table to the target by the dataset's mode; return (inserted, updated)."""
+def _apply(cursor, dataset, staging, columns, batch_id) -> tuple:
+    """Apply a staging batch to the target by the dataset's mode; return (inserted, updated)."""
     table = sql.Identifier(dataset.table)
+    if dataset.mode == "replace":
+        cursor.execute(sql.SQL("DELETE FROM {}").format(table))
+        return _copy(cursor, staging, dataset.table, columns, batch_id), 0
+    if _is_empty(cursor, dataset.table):
+        # Nothing to merge with and staging holds each key once: a plain COPY.
+        return _copy(cursor, staging, dataset.table, columns, batch_id), 0
+    _copy_into_stage(cursor, staging, columns)
     target_columns = columns + [schema.BATCH_COLUMN, schema.LOADED_AT_COLUMN]
     insert = sql.SQL("INSERT INTO {} AS t ({}) SELECT {}, %s, now() FROM {}").format(
         table,
@@ -155,35 +193,60 @@ def _apply(cursor, dataset, columns, batch_id) -> tuple:
         sql.Identifier(STAGE_TABLE),
     )
     key = sql.SQL(", ").join(map(sql.Identifier, schema.NATURAL_KEY))
-    if dataset.mode == "replace":
-        cursor.execute(sql.SQL("DELETE FROM {}").format(table))
-        cursor.execute(insert, [batch_id])
-        return cursor.rowcount, 0
     if dataset.mode == "append":
-        cursor.execute(insert + sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(key), [batch_id])
-        return cursor.rowcount, 0
-    # merge: rewrite only rows whose data changed. GHO's Id is not stable, so
-    # a new Id alone is not a change.
-    data_columns = [c for c in columns if c not in schema.NATURAL_KEY]
-    compared = [c for c in data_columns if c != "id"]
-    assignments = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in data_columns]
-    assignments += [
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(schema.BATCH_COLUMN)),
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(schema.LOADED_AT_COLUMN)),
-    ]
-    changed = sql.SQL("(t.{}) IS DISTINCT FROM (EXCLUDED.{})").format(
-        sql.SQL(", t.").join(map(sql.Identifier, compared)),
-        sql.SQL(", EXCLUDED.").join(map(sql.Identifier, compared)),
-    )
-    before = _count(cursor, dataset.table)
+        conflict = sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(key)
+    else:
+        # merge: rewrite only rows whose data changed. GHO's Id is not stable,
+        # so a new Id alone is not a change.
+        data_columns = [c for c in columns if c not in schema.NATURAL_KEY]
+        compared = [c for c in data_columns if c != "id"]
+        assignments = [
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
+            for c in data_columns + [schema.BATCH_COLUMN, schema.LOADED_AT_COLUMN]
+        ]
+        changed = sql.SQL("(t.{}) IS DISTINCT FROM (EXCLUDED.{})").format(
+            sql.SQL(", t.").join(map(sql.Identifier, compared)),
+            sql.SQL(", EXCLUDED.").join(map(sql.Identifier, compared)),
+        )
+        conflict = sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {} WHERE {}").format(
+            key, sql.SQL(", ").join(assignments), changed
+        )
+    # xmax is 0 on a freshly inserted row version and set on an updated one.
+    counted = sql.SQL(
+        "WITH written AS ({} RETURNING (t.xmax = 0) AS inserted) "
+        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written"
+    ).format(insert + conflict)
+    cursor.execute(counted, [batch_id])
+    inserted, updated = cursor.fetchone()
+    return inserted, updated
+
+
+def _last_applied(cursor, dataset):
+    """(content hash, table, mode, rows in the table) after the dataset's latest batch, or None."""
     cursor.execute(
-        insert
-        + sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {} WHERE {}").format(key, sql.SQL(", ").join(assignments), changed),
-        [batch_id],
+        sql.SQL(
+            "SELECT content_hash, table_name, mode, table_rows FROM {} WHERE dataset = %s "
+            "ORDER BY loaded_at DESC, batch_id DESC LIMIT 1"
+        ).format(sql.Identifier(LEDGER_TABLE)),
+        [dataset.name],
     )
-    written = cursor.rowcount
-    inserted = _count(cursor, dataset.table) - before
-    return inserted, written - inserted
+    return cursor.fetchone()
+
+
+def _count(cursor, table) -> int:
+    cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+    return cursor.fetchone()[0]
+
+
+def _unchanged_since(cursor, dataset, content) -> bool:
+    """True when `content` is what was last applied and the table still holds what that left.
+
+    The row count catches rows deleted or added by hand, so a repair is never skipped.
+    """
+    last = _last_applied(cursor, dataset)
+    if not content or last is None or last[:3] != (content, dataset.table, dataset.mode):
+        return False
+    return last[3] == _count(cursor, dataset.table)
 
 
 def _rollback_quietly(connection) -> None:
@@ -200,6 +263,10 @@ def load_batch(connection, dataset, staging_file) -> LoadResult:
     staging = pq.ParquetFile(staging_file)
     columns = staging.schema_arrow.names
     rows = staging.metadata.num_rows
+    metadata = staging.schema_arrow.metadata or {}
+    content = metadata.get(CONTENT_HASH_KEY, b"").decode() or None
+    status = "applied"
+    inserted = updated = 0
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key(dataset.name)])
@@ -208,25 +275,33 @@ def load_batch(connection, dataset, staging_file) -> LoadResult:
                 [dataset.name, batch_id],
             )
             if cursor.fetchone():
-                skipped = True
-                inserted = updated = 0
+                status = "already applied"
+            elif not ensure_table(cursor, dataset.table, columns) and _unchanged_since(cursor, dataset, content):
+                status = "identical"
+            elif rows == 0 and dataset.mode == "replace":
+                log.warning("%s: empty batch %s; replace mode keeps the table as it is", dataset.name, batch_id)
             else:
-                skipped = False
-                ensure_table(cursor, dataset.table, columns)
-                if rows == 0 and dataset.mode == "replace":
-                    log.warning("%s: empty batch %s; replace mode keeps the table as it is", dataset.name, batch_id)
-                    inserted = updated = 0
-                else:
-                    _copy_into_stage(cursor, staging, columns)
-                    crash_point("load.copied")
-                    inserted, updated = _apply(cursor, dataset, columns, batch_id)
-                    crash_point("load.applied")
+                inserted, updated = _apply(cursor, dataset, staging, columns, batch_id)
+                crash_point("load.applied")
+            if status != "already applied":
                 cursor.execute(
                     sql.SQL(
                         "INSERT INTO {} (dataset, batch_id, table_name, mode, rows_staged, rows_inserted, "
-                        "rows_updated) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                        "rows_updated, content_hash, skipped, table_rows) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                     ).format(sql.Identifier(LEDGER_TABLE)),
-                    [dataset.name, batch_id, dataset.table, dataset.mode, rows, inserted, updated],
+                    [
+                        dataset.name,
+                        batch_id,
+                        dataset.table,
+                        dataset.mode,
+                        rows,
+                        inserted,
+                        updated,
+                        content,
+                        status == "identical",
+                        _count(cursor, dataset.table),
+                    ],
                 )
         crash_point("load.before_commit")
         connection.commit()
@@ -236,10 +311,25 @@ def load_batch(connection, dataset, staging_file) -> LoadResult:
     crash_point("load.committed")
     staging_file.unlink()
     result = LoadResult(
-        dataset.name, batch_id, dataset.table, rows, inserted, updated, skipped, time.monotonic() - started
+        dataset.name,
+        batch_id,
+        dataset.table,
+        rows,
+        inserted,
+        updated,
+        status != "applied",
+        time.monotonic() - started,
     )
-    if skipped:
+    if status == "already applied":
         log.info("%s batch %s was already applied; removed its staging file", dataset.name, batch_id)
+    elif status == "identical":
+        log.info(
+            "%s batch %s is identical to the last batch applied to %s; skipped it (0 rows written)",
+            dataset.name,
+            batch_id,
+            dataset.table,
+            extra={"dataset": dataset.name, "batch_id": batch_id, "rows": rows, "skipped": True},
+        )
     else:
         log.info(
             "loaded %s batch %s into %s (%s): %d staged, %d inserted, %d updated",

@@ -223,3 +223,58 @@ def test_column_dropped_by_hand_is_restored(make_settings, stub, db):
     _stage(settings, stub, [dict(r, Comments="back") for r in generate_rows("WHOSIS_000001", 10)])
     _load(settings, dataset)
     assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth WHERE comments = 'back'") == 10
+
+
+def _xmins(db, table="life_expectancy_at_birth"):
+    with db.cursor() as cursor:
+        cursor.execute(f"SELECT xmin::text FROM {table} ORDER BY spatial_dim, time_dim, dim1")
+        return [x for (x,) in cursor.fetchall()]
+
+
+def test_identical_batch_is_skipped_without_touching_the_table(make_settings, stub, db):
+    settings = make_settings()
+    rows = generate_rows("WHOSIS_000001", 300)
+    dataset = _stage(settings, stub, rows)
+    _load(settings, dataset)
+    before = _xmins(db)
+    _stage(settings, stub, rows)
+    [result] = _load(settings, dataset)
+    assert result.skipped and (result.inserted, result.updated) == (0, 0)
+    assert _xmins(db) == before  # not one row version rewritten
+    assert _scalar(db, "SELECT count(*) FROM etl_batches WHERE skipped") == 1
+
+
+def test_unchanged_data_with_new_ids_rewrites_no_row(make_settings, stub, db):
+    settings = make_settings()
+    rows = generate_rows("WHOSIS_000001", 300)
+    dataset = _stage(settings, stub, rows)
+    _load(settings, dataset)
+    before = _xmins(db)
+    dataset = _stage(settings, stub, [dict(r, Id=r["Id"] + 10_000) for r in rows])
+    [result] = _load(settings, dataset)
+    assert not result.skipped and (result.inserted, result.updated) == (0, 0)
+    assert _xmins(db) == before
+
+
+def test_rows_deleted_by_hand_are_restored_by_an_identical_batch(make_settings, stub, db):
+    settings = make_settings()
+    rows = generate_rows("WHOSIS_000001", 300)
+    dataset = _stage(settings, stub, rows)
+    _load(settings, dataset)
+    with db.cursor() as cursor:
+        cursor.execute("DELETE FROM life_expectancy_at_birth WHERE time_dim < 1970")
+    _stage(settings, stub, rows)
+    [result] = _load(settings, dataset)
+    assert not result.skipped and result.inserted > 0
+    assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth") == 300
+
+
+def test_merge_counts_inserted_and_updated(make_settings, stub, db):
+    settings = make_settings()
+    rows = generate_rows("WHOSIS_000001", 300)
+    dataset = _stage(settings, stub, rows[:200])
+    assert [(r.inserted, r.updated) for r in _load(settings, dataset)] == [(200, 0)]
+    changed = [dict(r, NumericValue=r["NumericValue"] + 1) if i % 7 == 0 else r for i, r in enumerate(rows)]
+    dataset = _stage(settings, stub, changed)
+    [result] = _load(settings, dataset)
+    assert (result.inserted, result.updated) == (100, len(range(0, 200, 7)))
