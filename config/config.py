@@ -35,6 +35,8 @@ GHO_HTTP_TIMEOUT = _env("GHO_HTTP_TIMEOUT", "60")
 GHO_MAX_ATTEMPTS = _env("GHO_MAX_ATTEMPTS", "6")
 GHO_BACKOFF_BASE = _env("GHO_BACKOFF_BASE", "1.0")
 GHO_BACKOFF_MAX = _env("GHO_BACKOFF_MAX", "60")
+# Datasets extracted at the same time by start_extract.py (each one fetches its pages in order).
+GHO_EXTRACT_WORKERS = _env("GHO_EXTRACT_WORKERS", "3")
 
 # --- Database --------------------------------------------------------------
 DATABASE_URL = _env("DATABASE_URL")

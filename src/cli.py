@@ -84,7 +84,7 @@ def phase_main(phase: str, description: str, argv=None) -> int:
     history = RunHistory(database, trigger=f"start_{phase}")
     runner = Runner(settings, database, history)
     try:
-        outcomes = [runner.run_phase(phase, dataset) for dataset in datasets]
+        outcomes = runner.run_phase_for_all(phase, datasets)
     except KeyboardInterrupt:
         return fail(f"{phase} interrupted; every phase is resumable, run it again to finish", 130)
     except GhoEtlError as exc:

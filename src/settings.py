@@ -116,6 +116,7 @@ class Settings:
     log_level: str = "INFO"
     log_max_bytes: int = 10 * 1024 * 1024
     log_backup_count: int = 5
+    extract_workers: int = 3
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -240,4 +241,5 @@ def load_settings() -> Settings:
         log_level=log_level,
         log_max_bytes=_number("GHO_LOG_MAX_BYTES", cfg.LOG_MAX_BYTES, int, 1024),
         log_backup_count=_number("GHO_LOG_BACKUP_COUNT", cfg.LOG_BACKUP_COUNT, int, 0, 1000),
+        extract_workers=_number("GHO_EXTRACT_WORKERS", cfg.GHO_EXTRACT_WORKERS, int, 1, 16),
     )

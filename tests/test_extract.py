@@ -185,3 +185,22 @@ def test_unreachable_api_is_one_clear_line(script_env):
     assert errors[0].startswith("error: extract life_expectancy_at_birth: FAILED after ")
     assert errors[0].endswith("indicator WHOSIS_000001: giving up after 2 attempts: connection failed: ConnectionError")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_datasets_are_extracted_side_by_side_up_to_the_worker_limit(make_settings, stub, workers):
+    from src.pipeline import Runner
+
+    codes = ["GEN_A", "GEN_B", "GEN_C"]
+    for code in codes:
+        stub.set_rows(code, generate_rows(code, 100))
+        stub.add_fault("slow", seconds=0.6, path=code)
+    settings = make_settings({c.lower(): {"indicator": c} for c in codes}, extract_workers=workers)
+    outcomes = Runner(settings, database=None).run_phase_for_all("extract", list(settings.datasets.values()))
+    assert [o.ok and o.rows_written for o in outcomes] == [100, 100, 100]
+    starts = sorted(r["at"] for r in _api_requests(stub))
+    spread = starts[-1] - starts[0]
+    if workers == 1:
+        assert spread >= 1.2  # one after the other
+    else:
+        assert spread < 0.5  # all three asked at once
