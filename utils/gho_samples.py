@@ -134,8 +134,12 @@ class SampleLibrary:
             return [dict(r) for r in csv.DictReader(handle)]
 
 
-def generate_rows(indicator: str, count: int, seed: int = 1) -> list:
-    """`count` GHO-shaped rows: countries x years x sexes, with published ranges."""
+def generate_rows(indicator: str, count: int, seed: int = 1, vary_every: int = 0) -> list:
+    """`count` GHO-shaped rows: countries x years x sexes, with published ranges.
+
+    With `vary_every=k`, every k-th row's value is revised (+1.5): the same
+    indicator a day later, for merge tests and the benchmark.
+    """
     rng = random.Random(f"{indicator}:{seed}")
     sexes = ("SEX_MLE", "SEX_FMLE", "SEX_BTSX")
     regions = (("AFR", "Africa"), ("AMR", "Americas"), ("EUR", "Europe"), ("EMR", "Eastern Mediterranean"))
@@ -149,6 +153,8 @@ def generate_rows(indicator: str, count: int, seed: int = 1) -> list:
         value = round(rng.uniform(40, 85), 5)
         spread = round(rng.uniform(0.2, 3), 5)
         low, high = round(value - spread, 5), round(value + spread, 5)
+        if vary_every and position % vary_every == 0:
+            value = round(value + 1.5, 5)
         region_code, region = regions[country % len(regions)]
         rows.append(
             {

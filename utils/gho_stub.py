@@ -48,15 +48,16 @@ def encode_json(obj) -> bytes:
 class StubState:
     """Indicators, faults and the request log, shared by the handler threads."""
 
-    def __init__(self, samples_dir=None, generated=None, use_samples=True):
+    def __init__(self, samples_dir=None, generated=None, use_samples=True, vary_every=0):
         self.lock = threading.Lock()
+        self.encoded = {}  # (code, query) -> (rows object, rows encoded as JSON once)
         self.library = SampleLibrary(samples_dir) if use_samples else SampleLibrary(Path("/nonexistent"))
         self.indicators = {}  # code -> rows (overrides and generated data)
         self.faults = []
         self.requests = []
         self.max_page_size = None
         for code, count in (generated or {}).items():
-            self.indicators[code] = generate_rows(code, count)
+            self.indicators[code] = generate_rows(code, count, vary_every=vary_every)
         if not self.library.available and not self.indicators:
             # No samples: serve generated versions of the shipped datasets.
             for code in ("WHOSIS_000001", "WHOSIS_000015"):
@@ -75,6 +76,19 @@ class StubState:
     def codes(self):
         with self.lock:
             return sorted(set(self.indicators) | set(self.library.sources))
+
+    def encoded_rows(self, code, rows, params) -> list:
+        """The rows matching $filter/$orderby, each encoded as JSON once (raises ODataError)."""
+        query = (code, params.get("$filter"), params.get("$orderby"))
+        with self.lock:
+            cached = self.encoded.get(query)
+        if cached is None or cached[0] is not rows:
+            fields = set(FIELDS).union(*(row.keys() for row in rows[:1]))
+            base = {k: v for k, v in params.items() if k in ("$filter", "$orderby")}
+            cached = (rows, [encode_json(row) for row in apply_query(rows, base, fields)])
+            with self.lock:
+                self.encoded = {query: cached}  # one query's encoding at a time
+        return cached[1]
 
     def take_fault(self, path):
         with self.lock:
@@ -95,8 +109,8 @@ class StubState:
 class StubServer:
     """The stand-in, run in a background thread: `with StubServer() as stub: stub.base_url`."""
 
-    def __init__(self, host="127.0.0.1", port=0, samples_dir=None, generated=None, use_samples=True):
-        self.state = StubState(samples_dir, generated, use_samples)
+    def __init__(self, host="127.0.0.1", port=0, samples_dir=None, generated=None, use_samples=True, vary_every=0):
+        self.state = StubState(samples_dir, generated, use_samples, vary_every)
         handler = type("BoundHandler", (StubHandler,), {"state": self.state})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -140,6 +154,10 @@ class StubServer:
     def clear_faults(self):
         with self.state.lock:
             self.state.faults.clear()
+
+    def prepare(self, code):
+        """Encode an indicator's rows now (for `$orderby=Id`, what extract asks), not on the first request."""
+        self.state.encoded_rows(code, self.state.rows(code), {"$orderby": "Id"})
 
     def set_max_page_size(self, size):
         self.state.max_page_size = size
@@ -251,18 +269,41 @@ class StubHandler(BaseHTTPRequestHandler):
 
         def body_factory():
             if "body" not in body_holder:
-                status, payload = self._resolve(resource, params, split)
-                body_holder["body"] = encode_json(payload)
+                body_holder["status"], body_holder["body"] = self._respond(resource, params, split)
             return body_holder["body"]
 
         if fault:
             self._record(200 if fault["kind"] != "status" else int(fault.get("status", 503)), fault)
             if self._apply_fault(fault, body_factory):
                 return
-        status, payload = self._resolve(resource, params, split)
+        body_factory()
         if not fault:
-            self._record(status)
-        self._send_json(status, payload)
+            self._record(body_holder["status"])
+        self._send(body_holder["status"], body_holder["body"])
+
+    def _respond(self, resource, params, split):
+        """(status, body). Large indicators are served from rows encoded once per query, so the
+        stand-in keeps up with the pipeline when it serves millions of rows (the benchmark)."""
+        rows = None if resource in ("Indicator", "DIMENSION/COUNTRY/DimensionValues") else self.state.rows(resource)
+        if rows is None or params.get("$select") or self.state.max_page_size:
+            status, payload = self._resolve(resource, params, split)
+            return status, encode_json(payload)
+        try:
+            encoded = self.state.encoded_rows(resource, rows, params)
+        except ODataError as exc:
+            message = f"The query specified in the URI is not valid. {exc}"
+            return 400, encode_json({"error": {"code": "", "message": message}})
+        try:
+            skip = int(params.get("$skip") or 0)
+            top = int(params["$top"]) if params.get("$top") not in (None, "") else None
+            if skip < 0 or (top is not None and top < 0):
+                raise ValueError
+        except ValueError:
+            return 400, encode_json({"error": {"code": "", "message": "$skip and $top must be non-negative integers"}})
+        selected = encoded[skip:] if top is None else encoded[skip : skip + top]
+        host, port = self.server.server_address[:2]
+        head = encode_json({"@odata.context": f"http://{host}:{port}{API_PREFIX}/$metadata#{resource}"})[:-1]
+        return 200, head + b', "value": [' + b", ".join(selected) + b"]}"
 
     def _resolve(self, resource, params, split):
         if resource == "Indicator":
@@ -369,17 +410,24 @@ def main(argv=None):
     parser.add_argument("--no-samples", action="store_true", help="serve generated data only")
     parser.add_argument("--generate", action="append", metavar="CODE=ROWS", help="serve a generated indicator")
     parser.add_argument("--max-page-size", type=int, default=None, help="page large answers with @odata.nextLink")
+    parser.add_argument(
+        "--vary-every", type=int, default=0, metavar="K", help="revise every K-th generated row's value (0: none)"
+    )
     args = parser.parse_args(argv)
     try:
         generated = _parse_generate(args.generate)
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))
     try:
-        stub = StubServer(args.host, args.port, args.samples, generated, use_samples=not args.no_samples)
+        stub = StubServer(
+            args.host, args.port, args.samples, generated, use_samples=not args.no_samples, vary_every=args.vary_every
+        )
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
     stub.set_max_page_size(args.max_page_size)
+    for code in generated:
+        stub.prepare(code)
     source = "samples in " + str(stub.state.library.directory) if stub.state.library.available else "generated data"
     print(f"GHO stand-in serving {len(stub.state.codes())} indicators ({source}) at {stub.base_url}", flush=True)
     try:
