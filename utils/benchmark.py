@@ -23,7 +23,6 @@ figures as JSON.
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
