@@ -161,31 +161,31 @@ def _fetch_pages(client, dataset, request, batch_dir, progress, bar):
         page = client.get_page(url, step["params"], request["indicator"])
         crash_point("extract.page_received")
         digest = hashlib.sha256(page.raw).hexdigest()
-        if page.rows and digest == previous_digest:
+        if page.count and digest == previous_digest:
             raise ExtractError(
                 f"indicator {request['indicator']}: the API returned the same page twice "
                 "(it ignores $skip); set GHO_PAGE_SIZE above the indicator's row count"
             )
         number = len(progress["pages"])
-        if page.rows or number == 0:
+        if page.count or number == 0:
             name = f"page-{number:05d}.json"
             write_bytes_atomic(batch_dir / name, page.raw)
             crash_point("extract.page_written")
-            fields = sorted(set().union(*(r for r in page.rows if isinstance(r, dict))))
-            progress["pages"].append({"file": name, "rows": len(page.rows), "sha256": digest, "fields": fields})
-        progress["skip"] += len(page.rows)
+            fields = page.fields
+            progress["pages"].append({"file": name, "rows": page.count, "sha256": digest, "fields": fields})
+        progress["skip"] += page.count
         progress["last_digest"] = previous_digest = digest
         progress["next"] = _next_step(page, url, progress["skip"], page_size, request)
         write_json_atomic(batch_dir / PROGRESS, progress)
         crash_point("extract.page_done")
-        bar.update(len(page.rows), f"page {number + 1}")
+        bar.update(page.count, f"page {number + 1}")
         log.debug(
             "%s: page %d, %d rows (%d so far)",
             dataset.name,
             number + 1,
-            len(page.rows),
+            page.count,
             progress["skip"],
-            extra={"dataset": dataset.name, "page": number + 1, "rows": len(page.rows)},
+            extra={"dataset": dataset.name, "page": number + 1, "rows": page.count},
         )
 
 
@@ -193,7 +193,7 @@ def _next_step(page, url, fetched, page_size, request):
     if page.next_link:
         # Server-driven paging: the link carries every parameter itself.
         return {"url": urljoin(url, page.next_link), "params": None}
-    if len(page.rows) != page_size:
+    if page.count != page_size:
         # A short page is the last one; a longer one means the server ignored
         # $top and sent everything at once.
         return None

@@ -6,6 +6,7 @@ unparseable body) is retried with exponential backoff and jitter, honouring
 with a message that names the indicator.
 """
 
+import io
 import json
 import logging
 import random
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
 
+import pyarrow as pa
+import pyarrow.json as pajson
 import requests
 
 from src.errors import ExtractError, IndicatorNotFound
@@ -21,14 +24,16 @@ from src.errors import ExtractError, IndicatorNotFound
 log = logging.getLogger("gho_etl.api")
 
 USER_AGENT = "gho-etl/1.0"
+_PAGE_PARSE_OPTIONS = pajson.ParseOptions(newlines_in_values=True)
 
 
 @dataclass
 class Page:
-    """One parsed API response and the exact bytes it arrived as."""
+    """One validated API response: the exact bytes it arrived as, its row count and field names."""
 
     raw: bytes
-    rows: list
+    count: int
+    fields: list
     next_link: str = None
 
 
@@ -58,6 +63,45 @@ def _retry_after_seconds(header):
 def _excerpt(body: bytes, limit=160) -> str:
     text = body.decode("utf-8", "replace").strip().replace("\n", " ")
     return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def parse_page(body: bytes) -> Page:
+    """Validate a response body as an OData page; raise _Retryable when it is not one.
+
+    Arrow's JSON reader validates and counts without building a Python object
+    per value; a page it cannot read as one object (rows of mixed types, say)
+    goes through the json module, which also words the error for a body that
+    is not JSON at all.
+    """
+    try:
+        table = pajson.read_json(
+            io.BytesIO(body),
+            read_options=pajson.ReadOptions(block_size=len(body) + 64, use_threads=False),
+            parse_options=_PAGE_PARSE_OPTIONS,
+        )
+        value_type = table.schema.field("value").type if "value" in table.column_names else None
+        if table.num_rows == 1 and value_type is not None and pa.types.is_list(value_type):
+            if pa.types.is_struct(value_type.value_type) or pa.types.is_null(value_type.value_type):
+                values = table.column("value")[0].values
+                if values is None or values.null_count == 0:
+                    fields = [] if values is None or not len(values) else [f.name for f in value_type.value_type]
+                    next_link = None
+                    if "@odata.nextLink" in table.column_names:
+                        next_link = table.column("@odata.nextLink")[0].as_py()
+                    return Page(
+                        raw=body, count=0 if values is None else len(values), fields=sorted(fields), next_link=next_link
+                    )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError):
+        pass
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise _Retryable(f"response is not valid JSON ({len(body)} bytes: {_excerpt(body, 60)!r})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("value"), list):
+        raise _Retryable("response JSON has no 'value' list")
+    rows = payload["value"]
+    fields = sorted(set().union(*(r for r in rows if isinstance(r, dict))))
+    return Page(raw=body, count=len(rows), fields=fields, next_link=payload.get("@odata.nextLink"))
 
 
 class GhoClient:
@@ -142,10 +186,4 @@ class GhoClient:
             raise ExtractError(f"indicator {indicator}: unexpected HTTP {status} from {url}")
         if not body.strip():
             raise _Retryable("empty response body")
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise _Retryable(f"response is not valid JSON ({len(body)} bytes: {_excerpt(body, 60)!r})") from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("value"), list):
-            raise _Retryable("response JSON has no 'value' list")
-        return Page(raw=body, rows=payload["value"], next_link=payload.get("@odata.nextLink"))
+        return parse_page(body)
