@@ -10,8 +10,11 @@ A page file is only trusted once `progress.json` lists it, so a run killed at
 any moment resumes from the last complete page and never skips or repeats one.
 """
 
+import copy
 import hashlib
 import logging
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin
@@ -151,42 +154,94 @@ def extract_dataset(settings, dataset, client: GhoClient = None) -> ExtractResul
     return result
 
 
+class _PageWriter:
+    """Writes pages and progress in order, in a thread, while the next page downloads.
+
+    Each item is a page file (or None) and the progress that lists it: the page
+    is renamed into place before the progress naming it, so a crash at any
+    moment leaves progress that only lists pages on disk. At most two pages
+    wait in memory.
+    """
+
+    def __init__(self, batch_dir):
+        self.batch_dir = batch_dir
+        self.error = None
+        self._items = queue.Queue(maxsize=2)
+        self._thread = threading.Thread(target=self._run, name="extract-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while True:
+            item = self._items.get()
+            if item is None:
+                return
+            if self.error is not None:
+                continue  # drain: the fetching side stops at its next check
+            name, raw, progress = item
+            try:
+                if name:
+                    write_bytes_atomic(self.batch_dir / name, raw)
+                    crash_point("extract.page_written")
+                write_json_atomic(self.batch_dir / PROGRESS, progress)
+                crash_point("extract.page_done")
+            except OSError as exc:
+                self.error = exc
+
+    def put(self, name, raw, progress):
+        self.check()
+        self._items.put((name, raw, copy.deepcopy(progress)))
+
+    def check(self):
+        if self.error is not None:
+            raise ExtractError(f"cannot write landing files in {self.batch_dir}: {self.error}")
+
+    def close(self, check=True):
+        self._items.put(None)
+        self._thread.join()
+        if check:
+            self.check()
+
+
 def _fetch_pages(client, dataset, request, batch_dir, progress, bar):
     page_size = request["page_size"]
     indicator_url = client.indicator_url(request["indicator"])
     previous_digest = progress.get("last_digest")
-    while progress["next"] is not None:
-        step = progress["next"]
-        url = step["url"] or indicator_url
-        page = client.get_page(url, step["params"], request["indicator"])
-        crash_point("extract.page_received")
-        digest = hashlib.sha256(page.raw).hexdigest()
-        if page.count and digest == previous_digest:
-            raise ExtractError(
-                f"indicator {request['indicator']}: the API returned the same page twice "
-                "(it ignores $skip); set GHO_PAGE_SIZE above the indicator's row count"
+    writer = _PageWriter(batch_dir)
+    try:
+        while progress["next"] is not None:
+            writer.check()
+            step = progress["next"]
+            url = step["url"] or indicator_url
+            page = client.get_page(url, step["params"], request["indicator"])
+            crash_point("extract.page_received")
+            digest = hashlib.sha256(page.raw).hexdigest()
+            if page.count and digest == previous_digest:
+                raise ExtractError(
+                    f"indicator {request['indicator']}: the API returned the same page twice "
+                    "(it ignores $skip); set GHO_PAGE_SIZE above the indicator's row count"
+                )
+            number = len(progress["pages"])
+            name = None
+            if page.count or number == 0:
+                name = f"page-{number:05d}.json"
+                progress["pages"].append({"file": name, "rows": page.count, "sha256": digest, "fields": page.fields})
+            progress["skip"] += page.count
+            progress["last_digest"] = previous_digest = digest
+            progress["next"] = _next_step(page, url, progress["skip"], page_size, request)
+            writer.put(name, page.raw, progress)
+            bar.update(page.count, f"page {number + 1}")
+            log.debug(
+                "%s: page %d, %d rows (%d so far)",
+                dataset.name,
+                number + 1,
+                page.count,
+                progress["skip"],
+                extra={"dataset": dataset.name, "page": number + 1, "rows": page.count},
             )
-        number = len(progress["pages"])
-        if page.count or number == 0:
-            name = f"page-{number:05d}.json"
-            write_bytes_atomic(batch_dir / name, page.raw)
-            crash_point("extract.page_written")
-            fields = page.fields
-            progress["pages"].append({"file": name, "rows": page.count, "sha256": digest, "fields": fields})
-        progress["skip"] += page.count
-        progress["last_digest"] = previous_digest = digest
-        progress["next"] = _next_step(page, url, progress["skip"], page_size, request)
-        write_json_atomic(batch_dir / PROGRESS, progress)
-        crash_point("extract.page_done")
-        bar.update(page.count, f"page {number + 1}")
-        log.debug(
-            "%s: page %d, %d rows (%d so far)",
-            dataset.name,
-            number + 1,
-            page.count,
-            progress["skip"],
-            extra={"dataset": dataset.name, "page": number + 1, "rows": page.count},
-        )
+    except BaseException:
+        writer.close(check=False)  # what is queued is still written: progress stays true
+        raise
+    writer.close()
 
 
 def _next_step(page, url, fetched, page_size, request):
