@@ -42,15 +42,26 @@ def _any(mask) -> bool:
     return bool(pc.any(mask, skip_nulls=True).as_py() or False)
 
 
+# Date-times already parsed, by (column, text): a batch repeats the same few
+# publication dates and period boundaries on every page.
+_PARSED_DATES = {}
+_PARSED_DATES_LIMIT = 100_000
+
+
 def _timestamps(array, column, keep_wall_clock):
-    """Parse distinct values with the reference rules, then spread them back."""
+    """Parse distinct values with the reference rules (once per process), then spread them back."""
     encoded = pc.dictionary_encode(array)
-    distinct = pd.Series(encoded.dictionary.to_pylist(), dtype=object)
-    rejects = _Rejects(len(distinct))
-    parsed = _to_timestamp(distinct, column, rejects, keep_wall_clock)
-    if rejects.mask.any():
-        raise NotFast(f"{column} holds a value that is not a date-time")
-    values = pa.array(parsed, type=schema.CORE_COLUMNS[column][0])
+    distinct = encoded.dictionary.to_pylist()
+    new = [text for text in distinct if (column, text) not in _PARSED_DATES]
+    if new:
+        rejects = _Rejects(len(new))
+        parsed = _to_timestamp(pd.Series(new, dtype=object), column, rejects, keep_wall_clock)
+        if rejects.mask.any():
+            raise NotFast(f"{column} holds a value that is not a date-time")
+        if len(_PARSED_DATES) > _PARSED_DATES_LIMIT:
+            _PARSED_DATES.clear()
+        _PARSED_DATES.update(zip(((column, text) for text in new), parsed.tolist()))
+    values = pa.array([_PARSED_DATES[(column, text)] for text in distinct], type=schema.CORE_COLUMNS[column][0])
     return pc.take(values, encoded.indices)
 
 

@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 
 from src.storage import Layout
-from tests.conftest import PROJECT_ROOT, run_script
+from tests.conftest import PROJECT_ROOT, run_script, write_dataset_config
 from tests.pipeline_checks import batches_not_in_ledger, duplicate_keys, leftovers, scalar, table_checksum
 from utils.gho_samples import generate_rows
 
@@ -61,6 +61,30 @@ def _wait_for_blocked_loads(db, count, timeout=60):
         time.sleep(0.05)
 
 
+def _load_killed_mid_merge(env, database_url, db):
+    """Run start_load.py and terminate its backend inside the load transaction, after its COPY.
+
+    A SHARE lock on the target lets the load create its temp table and COPY
+    into it, then blocks its write to the target: the transaction is open with
+    work done. Returns (exit code, stderr, the query it was blocked in).
+    """
+    holder = psycopg2.connect(database_url)
+    with holder.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {DATASET} IN SHARE MODE")
+    process = _start_load(env)
+    try:
+        [pid] = _wait_for_blocked_loads(db, 1)
+        with db.cursor() as cursor:
+            cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid])
+            query = cursor.fetchone()[0]
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        holder.rollback()
+        holder.close()
+    return process.returncode, stderr, query
+
+
 def _lock_dataset(db):
     with db.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"gho-etl:{DATASET}"])
@@ -95,23 +119,9 @@ def test_connection_lost_mid_transaction_rolls_back_and_keeps_staging(script_env
     _stage(script_env, stub, _changed(rows))
     staged = _staged(tmp_path / "data")
 
-    # A SHARE lock lets the load create its temp table and COPY, then blocks
-    # its merge into the target: the transaction is open with work done.
-    holder = psycopg2.connect(database_url)
-    with holder.cursor() as cursor:
-        cursor.execute(f"LOCK TABLE {DATASET} IN SHARE MODE")
-    process = _start_load(script_env)
-    try:
-        [pid] = _wait_for_blocked_loads(db, 1)
-        with db.cursor() as cursor:
-            cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid])
-            assert f'INSERT INTO "{DATASET}"' in cursor.fetchone()[0]  # blocked in the merge
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        holder.rollback()
-        holder.close()
-    assert process.returncode == 1
+    returncode, stderr, query = _load_killed_mid_merge(script_env, database_url, db)
+    assert f'INSERT INTO "{DATASET}"' in query  # it was inside the merge
+    assert returncode == 1
     assert f"error: load {DATASET}: FAILED" in stderr and "lost the database while loading" in stderr
     assert "the transaction was rolled back and staging kept" in stderr and "Traceback" not in stderr
     assert table_checksum(database_url, DATASET) == before
@@ -212,8 +222,6 @@ def test_table_dropped_by_hand_is_recreated(script_env, stub, database_url, db):
 
 @pytest.mark.parametrize("mode", ["merge", "append", "replace"])
 def test_every_mode_converges_after_a_lost_connection(script_env, stub, database_url, db, tmp_path, mode):
-    from tests.conftest import write_dataset_config
-
     env = dict(
         script_env,
         DATASET_CONFIG_FILE=str(write_dataset_config(tmp_path, {DATASET: {"indicator": INDICATOR, "mode": mode}})),
@@ -222,19 +230,8 @@ def test_every_mode_converges_after_a_lost_connection(script_env, stub, database
     _stage(env, stub, rows)
     run_script("start_load.py", env=env, check=0)
     _stage(env, stub, _changed(rows))
-    holder = psycopg2.connect(database_url)
-    with holder.cursor() as cursor:
-        cursor.execute(f"LOCK TABLE {DATASET} IN SHARE MODE")
-    process = _start_load(env)
-    try:
-        [pid] = _wait_for_blocked_loads(db, 1)
-        with db.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-        process.communicate(timeout=60)
-    finally:
-        holder.rollback()
-        holder.close()
-    assert process.returncode == 1
+    returncode, _, _ = _load_killed_mid_merge(env, database_url, db)
+    assert returncode == 1
     run_script("start_load.py", env=env, check=0)
     assert scalar(database_url, f"SELECT count(*) FROM {DATASET}") == ROWS
     assert duplicate_keys(database_url, DATASET) == 0

@@ -20,26 +20,8 @@ from src.records import _column_names, records_to_frame, to_arrow
 from src.transform import _write_rejects
 
 GOOD, BAD = True, False
-TEXT_FIELDS = [
-    "IndicatorCode",
-    "SpatialDimType",
-    "SpatialDim",
-    "ParentLocationCode",
-    "ParentLocation",
-    "TimeDimType",
-    "Dim1Type",
-    "Dim1",
-    "Dim2Type",
-    "Dim2",
-    "Dim3Type",
-    "Dim3",
-    "DataSourceDimType",
-    "DataSourceDim",
-    "Value",
-    "Comments",
-    "TimeDimensionValue",
-]
-REQUIRED_FIELDS = {"IndicatorCode", "SpatialDimType", "SpatialDim"}
+TEXT_FIELDS = [f for f in schema.GHO_FIELDS if schema.snake_case(f) in schema.TEXT_COLUMNS]
+REQUIRED_FIELDS = {f for f in schema.GHO_FIELDS if schema.snake_case(f) in schema.REQUIRED}
 NASTY_TEXT = [
     "",
     "   ",

@@ -10,38 +10,17 @@ import csv
 import json
 import random
 from datetime import datetime, timezone
+import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from src.schema import GHO_FIELDS  # noqa: E402
+
 DEFAULT_SAMPLES_DIR = PROJECT_ROOT.parent / "shared" / "gho_samples"
 
-FIELDS = (
-    "Id",
-    "IndicatorCode",
-    "SpatialDimType",
-    "SpatialDim",
-    "ParentLocationCode",
-    "ParentLocation",
-    "TimeDimType",
-    "TimeDim",
-    "Dim1Type",
-    "Dim1",
-    "Dim2Type",
-    "Dim2",
-    "Dim3Type",
-    "Dim3",
-    "DataSourceDimType",
-    "DataSourceDim",
-    "Value",
-    "NumericValue",
-    "Low",
-    "High",
-    "Comments",
-    "Date",
-    "TimeDimensionValue",
-    "TimeDimensionBegin",
-    "TimeDimensionEnd",
-)
+FIELDS = GHO_FIELDS  # the API's field order
 _INTEGER_FIELDS = {"Id", "TimeDim"}
 _FLOAT_FIELDS = {"NumericValue", "Low", "High"}
 # The alternative export header (format C) -> API field names.
