@@ -180,15 +180,26 @@ def test_same_batch_from_two_machines_is_applied_once(script_env, stub, database
     assert _staged(tmp_path / "data") == _staged(tmp_path / "other") == []
 
 
-def test_unique_index_dropped_and_duplicate_added_by_hand_is_a_clear_error(script_env, stub, database_url, db):
+def _load_after_hand_changes(env, stub, db, *statements):
+    """Load a batch, run `statements` on the table as a user might, then load changed data."""
     rows = generate_rows(INDICATOR, ROWS)
-    _stage(script_env, stub, rows)
-    run_script("start_load.py", env=script_env, check=0)
+    _stage(env, stub, rows)
+    run_script("start_load.py", env=env, check=0)
     with db.cursor() as cursor:
-        cursor.execute(f"DROP INDEX {DATASET}_natural_key")
-        cursor.execute(f"INSERT INTO {DATASET} SELECT * FROM {DATASET} LIMIT 1")
-    _stage(script_env, stub, _changed(rows))
-    result = run_script("start_load.py", env=script_env)
+        for statement in statements:
+            cursor.execute(statement)
+    _stage(env, stub, _changed(rows))
+    return run_script("start_load.py", env=env)
+
+
+def test_unique_index_dropped_and_duplicate_added_by_hand_is_a_clear_error(script_env, stub, database_url, db):
+    result = _load_after_hand_changes(
+        script_env,
+        stub,
+        db,
+        f"DROP INDEX {DATASET}_natural_key",
+        f"INSERT INTO {DATASET} SELECT * FROM {DATASET} LIMIT 1",
+    )
     assert result.returncode == 1
     [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert "could not create unique index" in error and error.endswith("staging kept")
@@ -196,14 +207,13 @@ def test_unique_index_dropped_and_duplicate_added_by_hand_is_a_clear_error(scrip
 
 
 def test_not_null_added_by_hand_is_a_clear_error(script_env, stub, database_url, db):
-    rows = generate_rows(INDICATOR, ROWS)
-    _stage(script_env, stub, rows)
-    run_script("start_load.py", env=script_env, check=0)
-    with db.cursor() as cursor:
-        cursor.execute(f"UPDATE {DATASET} SET comments = 'checked'")
-        cursor.execute(f"ALTER TABLE {DATASET} ALTER COLUMN comments SET NOT NULL")
-    _stage(script_env, stub, _changed(rows))
-    result = run_script("start_load.py", env=script_env)
+    result = _load_after_hand_changes(
+        script_env,
+        stub,
+        db,
+        f"UPDATE {DATASET} SET comments = 'checked'",
+        f"ALTER TABLE {DATASET} ALTER COLUMN comments SET NOT NULL",
+    )
     assert result.returncode == 1
     assert 'null value in column "comments"' in result.stderr and "Traceback" not in result.stderr
     assert scalar(database_url, f"SELECT count(*) FROM {DATASET} WHERE comments = 'checked'") == ROWS
