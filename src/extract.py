@@ -224,7 +224,7 @@ def _fetch_pages(client, dataset, request, batch_dir, progress, bar):
             name = None
             if page.count or number == 0:
                 name = f"page-{number:05d}.json"
-                progress["pages"].append({"file": name, "rows": page.count, "sha256": digest, "fields": page.fields})
+                progress["pages"].append({"file": name, "rows": page.count, "sha256": digest})
             progress["skip"] += page.count
             progress["last_digest"] = previous_digest = digest
             progress["next"] = _next_step(page, url, progress["skip"], page_size, request)

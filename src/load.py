@@ -1,8 +1,9 @@
 """Load: staging Parquet -> PostgreSQL, one transaction per batch, exactly once.
 
-Each batch is streamed with COPY (CSV serialised by Arrow in bulk) into a
-temporary table and applied to the target with one set-based statement; an
-empty target, or replace mode, takes the COPY directly. A batch whose content
+Each batch is streamed with one binary COPY (encoded from Arrow in bulk) into
+a temporary table and applied to the target with one set-based statement; an
+empty target, or replace mode, takes the COPY directly. A table created by the
+load gets its unique index after the COPY, built in one sorted pass. A batch whose content
 hash equals the last one applied to the dataset is skipped without touching
 the table, and a merge rewrites only rows whose data changed. The same transaction records the batch
 in the `etl_batches` ledger, so a batch whose commit happened is never applied
@@ -17,10 +18,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+import pgpq
 import psycopg2
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
@@ -37,9 +37,10 @@ LEDGER_TABLE = "etl_batches"
 COPY_BATCH_ROWS = 100_000
 STAGE_TABLE = "_gho_stage"
 FILLFACTOR = 85
-# Session memory for one load: the temp table stays in memory and the
-# unchanged-row filter hashes in memory instead of spilling to disk.
-SESSION_SETTINGS = {"temp_buffers": "256MB", "work_mem": "256MB"}
+# Session memory for one load: the temp table stays in memory, the
+# unchanged-row filter hashes in memory instead of spilling to disk, and a new
+# table's unique index is sorted in memory.
+SESSION_SETTINGS = {"temp_buffers": "256MB", "work_mem": "256MB", "maintenance_work_mem": "256MB"}
 
 
 @dataclass
@@ -94,13 +95,26 @@ def _index_name(table) -> str:
     return f"{table[:50]}_natural_key"
 
 
-def ensure_table(cursor, table: str, columns: list) -> bool:
+def ensure_natural_key(cursor, table: str) -> None:
+    cursor.execute(
+        sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({}) NULLS NOT DISTINCT").format(
+            sql.Identifier(_index_name(table)),
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, schema.NATURAL_KEY)),
+        )
+    )
+
+
+def ensure_table(cursor, table: str, columns: list) -> str:
     """Create the target table or evolve it to hold `columns`; refuse hand-made type changes.
 
-    Returns True when the table had to be created or given columns.
+    Returns "created", "evolved" (columns added) or "ready". A created table has
+    no unique index yet: the caller fills it and then calls `ensure_natural_key`
+    in the same transaction, since building an index over loaded rows takes a
+    fraction of the time of maintaining it row by row. An existing table gets
+    its index back here if it was dropped, before any row is merged.
     """
     existing = _table_columns(cursor, table)
-    changed = not existing
     if not existing:
         definitions = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(schema.pg_type(c))) for c in columns]
         definitions += [
@@ -114,48 +128,44 @@ def ensure_table(cursor, table: str, columns: list) -> bool:
             )
         )
         log.info("created table %s", table, extra={"table": table})
-    else:
-        wanted = {c: schema.pg_type(c) for c in columns}
-        wanted[schema.BATCH_COLUMN] = "text"
-        wanted[schema.LOADED_AT_COLUMN] = "timestamp with time zone"
-        for column, pg_type in wanted.items():
-            found = existing.get(column)
-            if found is None:
-                changed = True
-                cursor.execute(
-                    sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-                        sql.Identifier(table), sql.Identifier(column), sql.SQL(pg_type)
-                    )
+        return "created"
+    state = "ready"
+    wanted = {c: schema.pg_type(c) for c in columns}
+    wanted[schema.BATCH_COLUMN] = "text"
+    wanted[schema.LOADED_AT_COLUMN] = "timestamp with time zone"
+    for column, pg_type in wanted.items():
+        found = existing.get(column)
+        if found is None:
+            state = "evolved"
+            cursor.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                    sql.Identifier(table), sql.Identifier(column), sql.SQL(pg_type)
                 )
-                log.warning(
-                    "schema evolution: added column %s %s to table %s",
-                    column,
-                    pg_type,
-                    table,
-                    extra={"table": table, "column": column},
-                )
-            elif found != pg_type:
-                raise LoadError(
-                    f"table {table}: column {column} is {found}, expected {pg_type} "
-                    "(changed by hand?); restore its type, or rename the table to reload from scratch"
-                )
-    cursor.execute(
-        sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({}) NULLS NOT DISTINCT").format(
-            sql.Identifier(_index_name(table)),
-            sql.Identifier(table),
-            sql.SQL(", ").join(map(sql.Identifier, schema.NATURAL_KEY)),
-        )
-    )
-    return changed
+            )
+            log.warning(
+                "schema evolution: added column %s %s to table %s",
+                column,
+                pg_type,
+                table,
+                extra={"table": table, "column": column},
+            )
+        elif found != pg_type:
+            raise LoadError(
+                f"table {table}: column {column} is {found}, expected {pg_type} "
+                "(changed by hand?); restore its type, or rename the table to reload from scratch"
+            )
+    ensure_natural_key(cursor, table)
+    return state
 
 
-class _CsvStream(io.RawIOBase):
-    """A file-like object COPY reads from, filled by a thread that turns staging into CSV.
+class _CopyStream(io.RawIOBase):
+    """A file-like object COPY reads from, filled by a thread that encodes staging for PostgreSQL.
 
-    Serialising the next chunk (Arrow, GIL released) overlaps with PostgreSQL
-    parsing the current one, and one COPY statement streams the whole batch.
-    Timestamps are written as UTC wall-clock text (the transaction's time zone
-    is UTC): Arrow formats those far faster than zone-aware ones.
+    Rows go in PostgreSQL's binary COPY format (encoded from Arrow by pgpq), so
+    the server copies numbers and timestamps as they are instead of parsing
+    text: about twice the rate of CSV. Encoding the next chunk overlaps with
+    PostgreSQL storing the current one, and one COPY statement streams the
+    whole batch.
     """
 
     def __init__(self, staging, columns, batch_id, bar):
@@ -166,29 +176,33 @@ class _CsvStream(io.RawIOBase):
         self._error = None
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._produce, args=(staging, columns, batch_id, bar), name="load-csv", daemon=True
+            target=self._produce, args=(staging, columns, batch_id, bar), name="load-copy", daemon=True
         )
         self._thread.start()
 
     def _produce(self, staging, columns, batch_id, bar):
-        options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+        fields = [staging.schema_arrow.field(name).remove_metadata() for name in columns]
+        if batch_id is not None:
+            fields.append(pa.field(schema.BATCH_COLUMN, pa.string()))
+        target = pa.schema(fields)
         try:
+            encoder = pgpq.ArrowToPostgresBinaryEncoder(target)
+            self._put(encoder.write_header())
             for record_batch in staging.iter_batches(batch_size=COPY_BATCH_ROWS, columns=columns):
-                arrays, names = list(record_batch.columns), list(record_batch.schema.names)
-                arrays = [pc.cast(a, pa.timestamp("us")) if pa.types.is_timestamp(a.type) else a for a in arrays]
+                arrays = list(record_batch.columns)
                 if batch_id is not None:
                     arrays.append(pa.array([batch_id] * record_batch.num_rows, pa.string()))
-                    names.append(schema.BATCH_COLUMN)
-                buffer = io.BytesIO()
-                pacsv.write_csv(pa.RecordBatch.from_arrays(arrays, names=names), buffer, options)
-                self._put(buffer.getvalue())
+                self._put(encoder.write_batch(pa.RecordBatch.from_arrays(arrays, schema=target)))
                 bar.update(record_batch.num_rows)
+            self._put(encoder.finish())
         except BaseException as exc:  # handed to the reading side, which raises it
             self._error = exc
         finally:
             self._put(None)
 
     def _put(self, item):
+        if item is not None and not len(item):
+            return  # the encoder buffers small batches; an empty chunk would read as the end
         while not self._stop.is_set():
             try:
                 self._chunks.put(item, timeout=0.1)
@@ -224,12 +238,11 @@ class _CsvStream(io.RawIOBase):
 def _copy(cursor, staging: pq.ParquetFile, table, columns: list, batch_id=None) -> int:
     """Stream staging into `table` with one COPY; with `batch_id`, also fill the batch column."""
     targets = columns + ([schema.BATCH_COLUMN] if batch_id is not None else [])
-    copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+    copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, targets))
     )
-    cursor.execute("SET LOCAL TIME ZONE 'UTC'")
     with Progress(log, "load: copy", total=staging.metadata.num_rows) as bar:
-        stream = _CsvStream(staging, columns, batch_id, bar)
+        stream = _CopyStream(staging, columns, batch_id, bar)
         try:
             cursor.copy_expert(copy, stream, size=1 << 20)
         finally:
@@ -380,13 +393,17 @@ def load_batch(connection, dataset, staging_file) -> LoadResult:
             )
             if cursor.fetchone():
                 status = "already applied"
-            elif not ensure_table(cursor, dataset.table, columns) and _unchanged_since(cursor, dataset, content):
-                status = "identical"
-            elif rows == 0 and dataset.mode == "replace":
-                log.warning("%s: empty batch %s; replace mode keeps the table as it is", dataset.name, batch_id)
             else:
-                inserted, updated = _apply(cursor, dataset, staging, columns, batch_id)
-                crash_point("load.applied")
+                table_state = ensure_table(cursor, dataset.table, columns)
+                if table_state == "ready" and _unchanged_since(cursor, dataset, content):
+                    status = "identical"
+                elif rows == 0 and dataset.mode == "replace":
+                    log.warning("%s: empty batch %s; replace mode keeps the table as it is", dataset.name, batch_id)
+                else:
+                    inserted, updated = _apply(cursor, dataset, staging, columns, batch_id)
+                    crash_point("load.applied")
+                if table_state == "created":
+                    ensure_natural_key(cursor, dataset.table)
             if status != "already applied":
                 cursor.execute(
                     sql.SQL(

@@ -7,6 +7,7 @@ import pytest
 
 from src.errors import ExtractError, IndicatorNotFound
 from src.extract import MANIFEST, PROGRESS, complete_batches, extract_dataset
+from src.gho_client import _Retryable, parse_page
 from src.storage import Layout
 from tests.conftest import requires_samples, run_script
 from utils.gho_samples import generate_rows
@@ -204,3 +205,38 @@ def test_datasets_are_extracted_side_by_side_up_to_the_worker_limit(make_setting
         assert spread >= 1.2  # one after the other
     else:
         assert spread < 0.5  # all three asked at once
+
+
+@pytest.mark.parametrize(
+    "body, count, next_link",
+    [
+        (b'{"value": []}', 0, None),
+        (b'{\n  "value": [\n    {"Id": 1},\n    {"Id": 2}\n  ]\n}', 2, None),  # pretty-printed
+        (b'{"value": [{"Id": 1}], "@odata.nextLink": "http://h/api/X?$skip=1"}', 1, "http://h/api/X?$skip=1"),
+        ('{"value": [{"ParentLocation": "Côte d’Ivoire 漢字"}]}'.encode(), 1, None),
+        (b'{"value": [{"Comments": "lone \\ud800 surrogate"}]}', 1, None),  # GHO text may hold one
+        (b'{"value": [1, null, "not a row"]}', 3, None),  # counted here, rejected by transform
+    ],
+)
+def test_page_validation_accepts_every_json_page(body, count, next_link):
+    page = parse_page(body)
+    assert (page.raw, page.count, page.next_link) == (body, count, next_link)
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b'{"value": [{"Id": 1}', "not valid JSON"),  # truncated
+        (b'{"value": [{"Id": 1,}]}', "not valid JSON"),
+        (b'{"value": []} trailing', "not valid JSON"),
+        (b'{"value": [{"Comments": "\xff\xfe"}]}', "not valid JSON"),  # not UTF-8
+        (b"<html><body>Service Unavailable</body></html>", "not valid JSON"),
+        (b'{"value": {"Id": 1}}', "no 'value' list"),
+        (b"[]", "no 'value' list"),
+        (b'{"value": [], "@odata.nextLink": 5}', "not a link"),
+    ],
+)
+def test_page_validation_refuses_what_is_not_a_page(body, reason):
+    with pytest.raises(_Retryable) as refused:
+        parse_page(body)
+    assert reason in refused.value.reason

@@ -1,6 +1,7 @@
 """Load into a real PostgreSQL: table creation, natural-key dedup, modes, evolution, exactly-once."""
 
 import shutil
+from datetime import datetime, timezone
 
 import psycopg2
 import pytest
@@ -177,6 +178,35 @@ def test_values_round_trip_exactly(make_settings, stub, db):
     with db.cursor() as cursor:
         cursor.execute("SET TIME ZONE 'UTC'")
     assert str(_scalar(db, "SELECT time_dimension_begin::date FROM life_expectancy_at_birth")) == "2010-01-01"
+
+
+def test_binary_copy_keeps_every_type_exact(make_settings, stub, db):
+    row = dict(
+        generate_rows("WHOSIS_000001", 1)[0],
+        Id=2**53,
+        TimeDim=-1899,
+        Value="Côte d’Ivoire 漢字 🙂",
+        NumericValue=5e-324,
+        Low=-1.7976931348623157e308,
+        High=None,
+        Comments=None,
+        Date="1969-07-20T20:17:40.123456-05:00",
+        TimeDimensionBegin="1899-01-01T00:00:00+01:00",
+        TimeDimensionEnd="2100-12-31",
+        Footnote="note é",
+    )
+    settings = make_settings()
+    _load(settings, _stage(settings, stub, [row]))
+    [stored] = _rows(db, "life_expectancy_at_birth")
+    assert stored["id"] == 2**53 and stored["time_dim"] == -1899
+    assert stored["value"] == "Côte d’Ivoire 漢字 🙂" and stored["footnote"] == "note é"
+    assert (stored["numeric_value"], stored["low"], stored["high"]) == (5e-324, -1.7976931348623157e308, None)
+    assert stored["comments"] is None and stored["dim2"] is None
+    utc = timezone.utc
+    assert stored["date"] == datetime(1969, 7, 21, 1, 17, 40, 123456, tzinfo=utc)
+    assert stored["time_dimension_begin"] == datetime(1899, 1, 1, tzinfo=utc)
+    assert stored["time_dimension_end"] == datetime(2100, 12, 31, tzinfo=utc)
+    assert stored["_batch_id"] and stored["_loaded_at"] is not None
 
 
 def test_batch_in_ledger_is_never_applied_twice(make_settings, stub, db, tmp_path):

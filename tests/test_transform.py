@@ -243,3 +243,20 @@ def test_already_staged_batch_only_removes_landing(make_settings, stub):
     assert second.batch_id == first.batch_id
     assert layout.staging_file(dataset.name, first.batch_id).read_bytes() == staged_before
     assert not batch_dir.exists()
+
+
+def test_field_first_seen_on_a_late_page_becomes_a_column(make_settings, stub, caplog):
+    rows = generate_rows("WHOSIS_000001", 900)
+    rows[-1] = dict(rows[-1], Footnote="late")
+    settings, dataset = _landed(make_settings, stub, rows, page_size=200)
+    with caplog.at_level("INFO", logger="gho_etl.transform"):
+        [result] = transform_dataset(settings, dataset)
+    layout = Layout(settings.data_dir)
+    staged = pq.read_table(layout.staging_file(dataset.name, result.batch_id))
+    assert staged.column_names == list(schema.CORE_COLUMNS) + ["footnote"]
+    assert staged.num_rows == result.rows_out == 900
+    assert staged.column("footnote").drop_null().to_pylist() == ["late"]
+    assert "reading every page for its fields and typing the batch again" in caplog.text
+    assert [p.name for p in layout.staging(dataset.name).iterdir()] == [f"{result.batch_id}.parquet"]
+    assert not layout.rejects(dataset.name).exists() or list(layout.rejects(dataset.name).iterdir()) == []
+    assert list(layout.landing(dataset.name).iterdir()) == []
