@@ -93,7 +93,8 @@ def parse_page(raw: bytes, extra_columns) -> pa.Table:
     """The page's rows typed as staging (core columns, then `extra_columns`); NotFast if it cannot."""
     # Looking for one byte runs at memory speed (a page seldom holds a backslash);
     # the regex, like a search for two bytes, holds the GIL for milliseconds.
-    if raw.find(b"\\") != -1 and _SURROGATE_ESCAPE.search(raw):
+    has_escapes = raw.find(b"\\") != -1
+    if has_escapes and _SURROGATE_ESCAPE.search(raw):
         raise NotFast("escaped surrogate")
     try:
         table = pajson.read_json(
@@ -145,9 +146,11 @@ def parse_page(raw: bytes, extra_columns) -> pa.Table:
     for column in schema.REQUIRED:
         if not _required_ok(columns[column]):
             raise NotFast(f"{column} blank")
-    for column in schema.TEXT_COLUMNS + list(extra_columns):
-        if _any(pc.match_substring(columns[column], "\x00")):
-            raise NotFast(f"{column} holds a NUL byte")
+    # A NUL reaches a value only as a \u0000 escape or as a raw byte (which JSON forbids in text).
+    if has_escapes or raw.find(b"\x00") != -1:
+        for column in schema.TEXT_COLUMNS + list(extra_columns):
+            if _any(pc.match_substring(columns[column], "\x00")):
+                raise NotFast(f"{column} holds a NUL byte")
     for column in schema.INSTANT_COLUMNS:
         columns[column] = _timestamps(columns[column], column, keep_wall_clock=False)
     for column in schema.PERIOD_COLUMNS:

@@ -182,6 +182,7 @@ def _duplicate_positions(staged_path, hashes: np.ndarray) -> np.ndarray:
     """Positions to drop so each natural key keeps its row with the latest `date` (later rows win ties)."""
     ordered = np.sort(hashes)
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    del ordered
     if repeated.size == 0:
         return np.empty(0, dtype=np.int64)
     candidates = np.flatnonzero(np.isin(hashes, repeated))
@@ -270,17 +271,22 @@ def _typed_pages(reader, pages):
 
 def _write_staging(temp, reader, manifest, arrow_schema, rejects, dataset_name):
     """Stream every page into `temp`; return (rows in, rows written, key hashes)."""
-    rows_in, written, hashes, buffered = 0, 0, [], []
+    rows_in, written, buffered = 0, 0, []
+    # One array filled in place (8 bytes a row), not pieces joined at the end: half the peak.
+    hashes = np.empty(manifest["rows"], dtype=np.uint64)
     with Progress(log, f"transform {dataset_name}", total=manifest["rows"]) as bar:
         with staging_writer(temp, arrow_schema) as writer:
 
             def flush():
-                nonlocal written
+                nonlocal written, hashes
                 table = pa.concat_tables(buffered)
                 buffered.clear()
                 writer.write_table(table, row_group_size=max(1, table.num_rows))
-                hashes.append(key_hashes(table))
-                written += table.num_rows
+                end = written + table.num_rows
+                if end > len(hashes):  # more rows than the manifest says: the count check fails the batch
+                    hashes = np.resize(hashes, end)
+                hashes[written:end] = key_hashes(table)
+                written = end
                 crash_point("transform.writing_staging")
 
             for table, rejected, count in _typed_pages(reader, manifest["pages"]):
@@ -294,8 +300,7 @@ def _write_staging(temp, reader, manifest, arrow_schema, rejects, dataset_name):
             if buffered or written == 0:
                 buffered.append(arrow_schema.empty_table())
                 flush()
-    all_hashes = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
-    return rows_in, written, all_hashes
+    return rows_in, written, hashes[:written]
 
 
 def _stage(settings, dataset, batch_dir, manifest, extra, staging_file, rejects_file):
