@@ -49,6 +49,9 @@ ROW_GROUP_ROWS = 128_000
 # Columns whose values seldom repeat: dictionary-encoding them is work thrown away.
 _DISTINCT_COLUMNS = ("id", "value", "numeric_value", "low", "high", "comments")
 PARSE_THREADS = 2
+# Pages read or typed ahead of the writer: enough that the parsing threads keep busy while the
+# main thread writes a row group, few enough that memory stays bounded (a page is ~6 MB of JSON).
+PAGES_IN_FLIGHT = 6
 # Characters some line readers split on; escaped so one reject is one line for every reader.
 _LINE_BREAKS_ESCAPED = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029\x0b\x0c\x1c\x1d\x1e"}
 _NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
@@ -103,6 +106,11 @@ class _PageReader:
         self.target = schema.arrow_schema(extra_columns)
 
     def __call__(self, page):
+        """(typed table, its key hashes, rejected records with reasons, rows read)."""
+        table, rejected, count = self._typed(page)
+        return table, key_hashes(table), rejected, count
+
+    def _typed(self, page):
         path = self.batch_dir / page["file"]
         try:
             raw = path.read_bytes()
@@ -263,7 +271,7 @@ def _typed_pages(reader, pages):
         pending = []
         for page in pages:
             pending.append(pool.submit(reader, page))
-            if len(pending) > PARSE_THREADS:
+            if len(pending) >= PAGES_IN_FLIGHT:
                 yield pending.pop(0).result()
         for future in pending:
             yield future.result()
@@ -279,26 +287,26 @@ def _write_staging(temp, reader, manifest, arrow_schema, rejects, dataset_name):
 
             def flush():
                 nonlocal written, hashes
-                table = pa.concat_tables(buffered)
-                buffered.clear()
+                table = pa.concat_tables([typed for typed, _ in buffered])
                 writer.write_table(table, row_group_size=max(1, table.num_rows))
                 end = written + table.num_rows
                 if end > len(hashes):  # more rows than the manifest says: the count check fails the batch
                     hashes = np.resize(hashes, end)
-                hashes[written:end] = key_hashes(table)
+                hashes[written:end] = np.concatenate([page_hashes for _, page_hashes in buffered])
+                buffered.clear()
                 written = end
                 crash_point("transform.writing_staging")
 
-            for table, rejected, count in _typed_pages(reader, manifest["pages"]):
+            for table, page_hashes, rejected, count in _typed_pages(reader, manifest["pages"]):
                 rows_in += count
                 rejects.add(rejected)
                 if table.num_rows:
-                    buffered.append(table)
-                if sum(t.num_rows for t in buffered) >= ROW_GROUP_ROWS:
+                    buffered.append((table, page_hashes))
+                if sum(t.num_rows for t, _ in buffered) >= ROW_GROUP_ROWS:
                     flush()
                 bar.update(count)
             if buffered or written == 0:
-                buffered.append(arrow_schema.empty_table())
+                buffered.append((arrow_schema.empty_table(), np.empty(0, dtype=np.uint64)))
                 flush()
     return rows_in, written, hashes[:written]
 
