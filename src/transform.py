@@ -11,6 +11,7 @@ lets the load skip a batch identical to the last one it applied.
 """
 
 import hashlib
+import io
 import json
 import logging
 import time
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from src import schema
@@ -132,26 +134,48 @@ class _PageReader:
         return _conform(to_arrow(frame), self.target), rejected, len(records)
 
 
+def _page_fields(path) -> list:
+    """The field names of a landing page's rows, read by Arrow (no Python object per value)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TransformError(f"landing page {path} is unreadable: {exc.strerror}") from None
+    try:
+        table = pajson.read_json(
+            io.BytesIO(raw),
+            read_options=pajson.ReadOptions(block_size=len(raw) + 64, use_threads=False),
+            parse_options=pajson.ParseOptions(newlines_in_values=True),
+        )
+        row_type = table.schema.field("value").type.value_type
+        if table.num_rows == 1 and pa.types.is_struct(row_type):
+            return [row_type.field(i).name for i in range(row_type.num_fields)]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError, AttributeError):
+        pass  # rows of mixed shapes or types: the json module reads those
+    try:
+        records = json.loads(raw).get("value", [])
+    except (ValueError, AttributeError) as exc:
+        raise TransformError(f"landing page {path} is unreadable: {exc}") from None
+    return [str(k) for r in records if isinstance(r, dict) for k in r]
+
+
 def _extra_columns(batch_dir, manifest, scan=False) -> list:
     """The batch's extra columns: fields outside the GHO core, which become text columns.
 
     Extract does not record field names (that would parse every page twice);
     landing batches of older versions list them per page. Without `scan`,
     pages that list none are taken to hold core fields only; with it, every
-    page is read, which transform does once when a page shows a field it did
-    not expect.
+    page's field names are read (on the parsing threads), which transform does
+    once when a page shows a field it did not expect.
     """
     fields = {}
-    for page in manifest["pages"]:
-        if scan:
-            try:
-                records = read_json(batch_dir / page["file"]).get("value", [])
-            except (OSError, ValueError, AttributeError) as exc:
-                raise TransformError(f"landing page {batch_dir / page['file']} is unreadable: {exc}") from None
-            names = [str(k) for r in records if isinstance(r, dict) for k in r]
-        else:
-            names = page.get("fields", [])
-        fields.update(dict.fromkeys(names))
+    if scan:
+        paths = [batch_dir / page["file"] for page in manifest["pages"]]
+        with ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="transform-fields") as pool:
+            for names in pool.map(_page_fields, paths):
+                fields.update(dict.fromkeys(names))
+    else:
+        for page in manifest["pages"]:
+            fields.update(dict.fromkeys(page.get("fields", [])))
     names = _column_names(fields)
     return sorted({name for name in names.values() if name not in schema.CORE_COLUMNS})
 

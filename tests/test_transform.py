@@ -245,9 +245,17 @@ def test_already_staged_batch_only_removes_landing(make_settings, stub):
     assert not batch_dir.exists()
 
 
-def test_field_first_seen_on_a_late_page_becomes_a_column(make_settings, stub, caplog):
+@pytest.mark.parametrize(
+    "late_values, stored",
+    [
+        (["late"], ["late"]),
+        ([7, "late"], ["7", "late"]),  # a number then text: Arrow cannot infer one type, json reads the names
+    ],
+)
+def test_field_first_seen_on_a_late_page_becomes_a_column(make_settings, stub, caplog, late_values, stored):
     rows = generate_rows("WHOSIS_000001", 900)
-    rows[-1] = dict(rows[-1], Footnote="late")
+    for offset, value in enumerate(late_values, start=len(rows) - len(late_values)):
+        rows[offset] = dict(rows[offset], Footnote=value)
     settings, dataset = _landed(make_settings, stub, rows, page_size=200)
     with caplog.at_level("INFO", logger="gho_etl.transform"):
         [result] = transform_dataset(settings, dataset)
@@ -255,7 +263,7 @@ def test_field_first_seen_on_a_late_page_becomes_a_column(make_settings, stub, c
     staged = pq.read_table(layout.staging_file(dataset.name, result.batch_id))
     assert staged.column_names == list(schema.CORE_COLUMNS) + ["footnote"]
     assert staged.num_rows == result.rows_out == 900
-    assert staged.column("footnote").drop_null().to_pylist() == ["late"]
+    assert staged.column("footnote").drop_null().to_pylist() == stored
     assert "reading every page for its fields and typing the batch again" in caplog.text
     assert [p.name for p in layout.staging(dataset.name).iterdir()] == [f"{result.batch_id}.parquet"]
     assert not layout.rejects(dataset.name).exists() or list(layout.rejects(dataset.name).iterdir()) == []
