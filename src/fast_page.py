@@ -89,6 +89,18 @@ def _fill_from_ranges(columns):
         columns[column] = pc.if_else(pc.and_(matched, pc.is_null(current)), number, current)
 
 
+def read_whole_page(raw: bytes, parse_options) -> pa.Table:
+    """A landing page as one Arrow row (its `value` a list), read in one block on the calling thread.
+
+    The parsing threads run one page each, so Arrow's own threads would only compete with them.
+    """
+    return pajson.read_json(
+        io.BytesIO(raw),
+        read_options=pajson.ReadOptions(block_size=len(raw) + 64, use_threads=False),
+        parse_options=parse_options,
+    )
+
+
 def parse_page(raw: bytes, extra_columns) -> pa.Table:
     """The page's rows typed as staging (core columns, then `extra_columns`); NotFast if it cannot."""
     # Looking for one byte runs at memory speed (a page seldom holds a backslash);
@@ -97,11 +109,7 @@ def parse_page(raw: bytes, extra_columns) -> pa.Table:
     if has_escapes and _SURROGATE_ESCAPE.search(raw):
         raise NotFast("escaped surrogate")
     try:
-        table = pajson.read_json(
-            io.BytesIO(raw),
-            read_options=pajson.ReadOptions(block_size=len(raw) + 64, use_threads=False),
-            parse_options=_PARSE_OPTIONS,
-        )
+        table = read_whole_page(raw, _PARSE_OPTIONS)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise NotFast(str(exc)) from None
     if table.num_rows != 1 or table.column("value").null_count:

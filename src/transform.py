@@ -11,7 +11,6 @@ lets the load skip a batch identical to the last one it applied.
 """
 
 import hashlib
-import io
 import json
 import logging
 import time
@@ -28,7 +27,7 @@ import pyarrow.parquet as pq
 from src import schema
 from src.errors import TooManyRejects, TransformError
 from src.extract import MANIFEST, complete_batches
-from src.fast_page import NotFast, parse_page
+from src.fast_page import NotFast, parse_page, read_whole_page
 from src.faultpoints import crash_point
 from src.progress import Progress
 from src.records import _column_names, _is_unicode, deduplicate, records_to_frame, to_arrow  # noqa: F401
@@ -114,48 +113,49 @@ class _PageReader:
 
     def _typed(self, page):
         path = self.batch_dir / page["file"]
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise TransformError(f"landing page {path} is unreadable: {exc.strerror}") from None
+        raw = _read_page(path)
         if page.get("sha256") and hashlib.sha256(raw).hexdigest() != page["sha256"]:
             raise TransformError(f"landing page {path} is corrupted (its checksum differs from the manifest's)")
         try:
             return parse_page(raw, self.extra_columns), [], page["rows"]
         except NotFast:
             pass
-        try:
-            records = json.loads(raw).get("value", [])
-        except (ValueError, AttributeError) as exc:
-            raise TransformError(f"landing page {path} is unreadable: {exc}") from None
+        records = _page_records(path, raw)
         if len(records) != page["rows"]:
             raise TransformError(f"landing page {path} holds {len(records)} rows, its manifest says {page['rows']}")
         frame, rejected = records_to_frame(records)
         return _conform(to_arrow(frame), self.target), rejected, len(records)
 
 
-def _page_fields(path) -> list:
-    """The field names of a landing page's rows, read by Arrow (no Python object per value)."""
+def _read_page(path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise TransformError(f"landing page {path} is unreadable: {exc.strerror}") from None
+
+
+def _page_records(path, raw) -> list:
+    """The page's rows as Python objects: the json module, for what Arrow cannot read."""
     try:
-        table = pajson.read_json(
-            io.BytesIO(raw),
-            read_options=pajson.ReadOptions(block_size=len(raw) + 64, use_threads=False),
-            parse_options=pajson.ParseOptions(newlines_in_values=True),
-        )
+        return json.loads(raw).get("value", [])
+    except (ValueError, AttributeError) as exc:
+        raise TransformError(f"landing page {path} is unreadable: {exc}") from None
+
+
+_FIELD_SCAN_OPTIONS = pajson.ParseOptions(newlines_in_values=True)
+
+
+def _page_fields(path) -> list:
+    """The field names of a landing page's rows, read by Arrow (no Python object per value)."""
+    raw = _read_page(path)
+    try:
+        table = read_whole_page(raw, _FIELD_SCAN_OPTIONS)
         row_type = table.schema.field("value").type.value_type
         if table.num_rows == 1 and pa.types.is_struct(row_type):
             return [row_type.field(i).name for i in range(row_type.num_fields)]
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError, AttributeError):
         pass  # rows of mixed shapes or types: the json module reads those
-    try:
-        records = json.loads(raw).get("value", [])
-    except (ValueError, AttributeError) as exc:
-        raise TransformError(f"landing page {path} is unreadable: {exc}") from None
-    return [str(k) for r in records if isinstance(r, dict) for k in r]
+    return [str(k) for r in _page_records(path, raw) if isinstance(r, dict) for k in r]
 
 
 def _extra_columns(batch_dir, manifest, scan=False) -> list:
