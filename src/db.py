@@ -19,6 +19,10 @@ from src.errors import DatabaseUnavailable
 log = logging.getLogger("gho_etl.db")
 
 CONNECT_TIMEOUT_S = 10
+# Binary COPY hands PostgreSQL text as UTF-8 bytes, which the server reads in the client encoding.
+# Said explicitly, a database in another encoding (or a PGCLIENTENCODING) converts them or refuses
+# a character it cannot hold, instead of storing "CÃ´te" for "Côte".
+CLIENT_ENCODING = "UTF8"
 MIN_SERVER_VERSION = 150000  # NULLS NOT DISTINCT unique indexes
 
 
@@ -103,7 +107,12 @@ class Database:
             log.info("using database: %s", self.description())
             self._announced = True
         try:
-            connection = psycopg2.connect(**target, connect_timeout=CONNECT_TIMEOUT_S, application_name="gho-etl")
+            connection = psycopg2.connect(
+                **target,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                application_name="gho-etl",
+                client_encoding=CLIENT_ENCODING,
+            )
         except psycopg2.OperationalError as exc:
             raise DatabaseUnavailable(f"cannot connect to {self.description()}: {_first_line(exc)}") from None
         if connection.server_version < MIN_SERVER_VERSION:

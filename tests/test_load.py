@@ -1,6 +1,7 @@
 """Load into a real PostgreSQL: table creation, natural-key dedup, modes, evolution, exactly-once."""
 
 import shutil
+import uuid
 from datetime import datetime, timezone
 
 import psycopg2
@@ -207,6 +208,50 @@ def test_binary_copy_keeps_every_type_exact(make_settings, stub, db):
     assert stored["time_dimension_begin"] == datetime(1899, 1, 1, tzinfo=utc)
     assert stored["time_dimension_end"] == datetime(2100, 12, 31, tzinfo=utc)
     assert stored["_batch_id"] and stored["_loaded_at"] is not None
+
+
+@pytest.fixture
+def latin1_database(pg_server):
+    """A database whose server encoding is LATIN1, as legacy installations have."""
+    name = "latin1_" + uuid.uuid4().hex[:12]
+    admin = psycopg2.connect(pg_server.get_uri())
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'")
+    yield pg_server.get_uri(name)
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+def test_text_is_stored_as_text_in_a_latin1_database(make_settings, stub, latin1_database, monkeypatch):
+    """Binary COPY sends UTF-8; PostgreSQL must be told so, whatever the database or PGCLIENTENCODING says."""
+    monkeypatch.setenv("PGCLIENTENCODING", "LATIN1")
+    settings = make_settings(database_url=latin1_database)
+    row = dict(generate_rows("WHOSIS_000001", 1)[0], Value="Côte d'Ivoire", Footnote="Türkiye")  # all in LATIN1
+    _load(settings, _stage(settings, stub, [row]))
+    reader = psycopg2.connect(latin1_database, client_encoding="UTF8")
+    try:
+        with reader.cursor() as cursor:
+            cursor.execute("SELECT value, footnote, length(value) FROM life_expectancy_at_birth")
+            assert cursor.fetchall() == [("Côte d'Ivoire", "Türkiye", len("Côte d'Ivoire"))]
+    finally:
+        reader.close()
+
+
+def test_text_a_latin1_database_cannot_hold_fails_the_load_and_keeps_staging(make_settings, stub, latin1_database):
+    settings = make_settings(database_url=latin1_database)
+    dataset = _stage(settings, stub, [dict(generate_rows("WHOSIS_000001", 1)[0], Value="漢字")])
+    with pytest.raises(LoadError, match=r'has no equivalent in encoding "LATIN1".*staging kept'):
+        _load(settings, dataset)
+    assert len(list(Layout(settings.data_dir).staging(dataset.name).glob("*.parquet"))) == 1
+    reader = psycopg2.connect(latin1_database)
+    try:
+        with reader.cursor() as cursor:
+            cursor.execute("SELECT to_regclass('life_expectancy_at_birth')")
+            assert cursor.fetchone()[0] is None  # the whole transaction, table creation included, rolled back
+    finally:
+        reader.close()
 
 
 def test_batch_in_ledger_is_never_applied_twice(make_settings, stub, db, tmp_path):
