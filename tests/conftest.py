@@ -9,8 +9,8 @@ import os
 import subprocess
 import sys
 import tempfile
-import uuid
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -20,6 +20,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from src.settings import Settings, validate_datasets  # noqa: E402
+from tests.pipeline_checks import create_database, drop_database  # noqa: E402
 from utils.gho_stub import StubServer  # noqa: E402
 
 SAMPLES_DIR = PROJECT_ROOT.parent / "shared" / "gho_samples"
@@ -60,21 +61,21 @@ def pg_server():
     server.cleanup()
 
 
+@contextmanager
+def fresh_database(server, options=""):
+    """A new, empty database on `server` for the block (`options` as in create_database), dropped after."""
+    url = create_database(server, options)
+    try:
+        yield url
+    finally:
+        drop_database(server, url)
+
+
 @pytest.fixture
 def database_url(pg_server):
     """A new, empty database for one test."""
-    name = "t_" + uuid.uuid4().hex[:12]
-    admin = psycopg2.connect(pg_server.get_uri())
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    admin.close()
-    yield pg_server.get_uri(name)
-    admin = psycopg2.connect(pg_server.get_uri())
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.close()
+    with fresh_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture

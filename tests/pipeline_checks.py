@@ -21,23 +21,26 @@ from src.storage import TEMP_PREFIX
 METADATA = (schema.BATCH_COLUMN, schema.LOADED_AT_COLUMN)
 
 
-def create_database(pg_server) -> str:
-    name = "t_" + uuid.uuid4().hex[:12]
+def _administer(pg_server, statement) -> None:
     admin = psycopg2.connect(pg_server.get_uri())
     admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    admin.close()
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        admin.close()
+
+
+def create_database(pg_server, options="") -> str:
+    """A new, empty database (`options` go to CREATE DATABASE, e.g. an encoding); returns its URI."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    _administer(pg_server, sql.SQL("CREATE DATABASE {} {}").format(sql.Identifier(name), sql.SQL(options)))
     return pg_server.get_uri(name)
 
 
 def drop_database(pg_server, url) -> None:
     name = url.rsplit("/", 1)[-1].split("?")[0]
-    admin = psycopg2.connect(pg_server.get_uri())
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    admin.close()
+    _administer(pg_server, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def run_pipeline(settings) -> list:

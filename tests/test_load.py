@@ -1,7 +1,6 @@
 """Load into a real PostgreSQL: table creation, natural-key dedup, modes, evolution, exactly-once."""
 
 import shutil
-import uuid
 from datetime import datetime, timezone
 
 import psycopg2
@@ -13,6 +12,7 @@ from src.extract import extract_dataset
 from src.load import load_dataset
 from src.storage import Layout
 from src.transform import transform_dataset
+from tests.conftest import fresh_database
 from utils.gho_samples import generate_rows
 
 
@@ -213,15 +213,8 @@ def test_binary_copy_keeps_every_type_exact(make_settings, stub, db):
 @pytest.fixture
 def latin1_database(pg_server):
     """A database whose server encoding is LATIN1, as legacy installations have."""
-    name = "latin1_" + uuid.uuid4().hex[:12]
-    admin = psycopg2.connect(pg_server.get_uri())
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'")
-    yield pg_server.get_uri(name)
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.close()
+    with fresh_database(pg_server, "TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'") as url:
+        yield url
 
 
 def test_text_is_stored_as_text_in_a_latin1_database(make_settings, stub, latin1_database, monkeypatch):
