@@ -185,6 +185,9 @@ class _CopyStream(io.RawIOBase):
         if batch_id is not None:
             fields.append(pa.field(schema.BATCH_COLUMN, pa.string()))
         target = pa.schema(fields)
+        # The batch column holds one value: made once, sliced per chunk (a Python list per chunk
+        # took 25 ms for 50,000 rows).
+        batch_column = None if batch_id is None else pa.repeat(pa.scalar(batch_id, pa.string()), COPY_BATCH_ROWS)
         try:
             encoder = pgpq.ArrowToPostgresBinaryEncoder(target)
             self._put(encoder.write_header())
@@ -194,8 +197,8 @@ class _CopyStream(io.RawIOBase):
                 table = staging.read_row_group(group, columns=columns)
                 for record_batch in table.to_batches(max_chunksize=COPY_BATCH_ROWS):
                     arrays = list(record_batch.columns)
-                    if batch_id is not None:
-                        arrays.append(pa.array([batch_id] * record_batch.num_rows, pa.string()))
+                    if batch_column is not None:
+                        arrays.append(batch_column.slice(0, record_batch.num_rows))
                     self._put(encoder.write_batch(pa.RecordBatch.from_arrays(arrays, schema=target)))
                     bar.update(record_batch.num_rows)
                 del table
