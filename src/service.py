@@ -49,7 +49,6 @@ def start_main(script_path, argv=None) -> int:
     mode.add_argument("--once", action="store_true", help="run every enabled job once now, then exit")
     parser.add_argument("--run-now", action="store_true", help="run every job at start, then keep to the schedule")
     parser.add_argument("--workers", type=int, default=2, help="jobs that may run at the same time (default 2)")
-    parser.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.workers < 1:
@@ -62,7 +61,7 @@ def start_main(script_path, argv=None) -> int:
         return fail("no enabled dataset in DATASET_CONFIG: nothing to schedule", EXIT_CONFIG)
     if args.once:
         return _run_once(settings, datasets)
-    if args.foreground or args.detached:
+    if args.foreground or os.environ.get(_DETACHED_CHILD) == "1":
         return _serve(settings, datasets, args)
     return _detach(settings, script_path, argv if argv is not None else sys.argv[1:])
 
@@ -97,6 +96,11 @@ def _serve(settings, datasets, args) -> int:
     return EXIT_OK
 
 
+# Marks the background process `_detach` starts. An environment variable, not a hidden option:
+# argparse would take a user's `--detach` as an abbreviation of it and run attached.
+_DETACHED_CHILD = "_GHO_ETL_SCHEDULER_CHILD"
+
+
 def _detach(settings, script_path, argv) -> int:
     running = scheduler_process(settings)
     if running:
@@ -105,7 +109,8 @@ def _detach(settings, script_path, argv) -> int:
     output = settings.log_dir / "scheduler.out"
     with open(output, "ab") as handle:
         child = subprocess.Popen(
-            [sys.executable, str(script_path), "--detached", *argv],
+            [sys.executable, str(script_path), *argv],
+            env={**os.environ, _DETACHED_CHILD: "1"},
             stdin=subprocess.DEVNULL,
             stdout=handle,
             stderr=handle,

@@ -106,6 +106,15 @@ def test_detached_start_status_second_start_and_stop(config_env, database_url, t
     assert all(r[2] != "running" for r in runs(database_url))
 
 
+def test_a_guessed_detach_option_is_refused_and_starts_nothing(config_env, tmp_path):
+    """The background process is marked by the environment: `--detach` is not an abbreviation of anything."""
+    env = config_env({"alpha": {"indicator": "GEN_A", "schedule": "every day at 02:00"}})
+    result = run_script("start_scheduler.py", "--detach", env=env, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith("error: unrecognized arguments: --detach")
+    assert not (tmp_path / "data" / "scheduler.pid").exists()
+
+
 def test_stale_pid_file_is_replaced(config_env, tmp_path):
     env = config_env({"alpha": {"indicator": "GEN_A", "schedule": "every day at 02:00"}})
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
