@@ -32,7 +32,8 @@ _FUNCTIONS = {
 _LITERALS = {"null": None, "true": True, "false": False}
 
 
-def _tokenize(text):
+def tokenize(text):
+    """(kind, text) tokens of a $filter expression; raises ODataError on a character it cannot read."""
     tokens, position = [], 0
     text = text.strip()
     while position < len(text):
@@ -47,7 +48,7 @@ def _tokenize(text):
 
 class _Parser:
     def __init__(self, text, fields):
-        self.tokens = _tokenize(text)
+        self.tokens = tokenize(text)
         self.position = 0
         self.fields = fields
 
