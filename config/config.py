@@ -31,7 +31,10 @@ GHO_API_BASE_URL = _env("GHO_API_BASE_URL", "https://ghoapi.azureedge.net/api").
 # Rows asked for per request ($top). The real API has no server paging, so a
 # large indicator is fetched in pages of this size.
 GHO_PAGE_SIZE = _env("GHO_PAGE_SIZE", "10000")
+# Seconds one request may take in all, from connecting to the last byte of the answer.
 GHO_HTTP_TIMEOUT = _env("GHO_HTTP_TIMEOUT", "60")
+# Largest answer accepted, in bytes as sent and as decoded (unset: 4 KiB per row of GHO_PAGE_SIZE, 16 MiB at least).
+GHO_MAX_PAGE_BYTES = _env("GHO_MAX_PAGE_BYTES")
 GHO_MAX_ATTEMPTS = _env("GHO_MAX_ATTEMPTS", "6")
 GHO_BACKOFF_BASE = _env("GHO_BACKOFF_BASE", "1.0")
 GHO_BACKOFF_MAX = _env("GHO_BACKOFF_MAX", "60")

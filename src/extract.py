@@ -3,25 +3,29 @@
 A landing batch directory holds:
 - `request.json`: what is being fetched (so a resumed run asks for the same thing),
 - `page-NNNNN.json`: each raw API response, written atomically as it arrives,
-- `progress.json`: the pages known complete and the next request to make,
-- `manifest.json`: written last; its presence marks the batch complete.
+- `progress.json`: the pages known complete and the paging state (`src.paging`),
+- `manifest.json`: written last, once the batch is proven complete (the rows
+  landed equal the source's count, or two empty answers ended it); its
+  presence marks the batch complete.
 
 A page file is only trusted once `progress.json` lists it, so a run killed at
 any moment resumes from the last complete page and never skips or repeats one.
+When the source changes while it is paged, the batch starts over, at most
+MAX_RESTARTS times.
 """
 
 import copy
-import hashlib
 import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urljoin
+from typing import Optional
 
 from src.errors import ExtractError
 from src.faultpoints import crash_point
 from src.gho_client import GhoClient
+from src.paging import PAGING, KeysetPager, SourceChanged, new_progress
 from src.progress import Progress
 from src.storage import (
     Layout,
@@ -39,6 +43,8 @@ log = logging.getLogger("gho_etl.extract")
 MANIFEST = "manifest.json"
 PROGRESS = "progress.json"
 REQUEST = "request.json"
+MANIFEST_VERSION = 2
+MAX_RESTARTS = 3
 
 
 @dataclass
@@ -49,6 +55,8 @@ class ExtractResult:
     rows: int
     resumed: bool
     seconds: float
+    source_count: Optional[int] = None
+    restarts: int = 0
 
 
 def batch_request(settings, dataset) -> dict:
@@ -58,6 +66,7 @@ def batch_request(settings, dataset) -> dict:
         "indicator": dataset.indicator,
         "filter": dataset.filter,
         "page_size": settings.page_size,
+        "paging": PAGING,
     }
 
 
@@ -71,13 +80,6 @@ def complete_batches(layout: Layout, dataset_name: str):
 
 def _batch_dirs(root):
     return [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
-
-
-def _first_params(request) -> dict:
-    params = {"$top": str(request["page_size"]), "$skip": "0", "$orderby": "Id"}
-    if request["filter"]:
-        params["$filter"] = request["filter"]
-    return params
 
 
 def _open_batch(layout, dataset, request):
@@ -108,14 +110,14 @@ def _open_batch(layout, dataset, request):
         remove_tree(stale)
     batch_dir = root / new_batch_id()
     batch_dir.mkdir()
-    progress = {"pages": [], "next": {"url": None, "params": _first_params(request)}, "skip": 0}
+    progress = new_progress()
     write_json_atomic(batch_dir / REQUEST, request)
     write_json_atomic(batch_dir / PROGRESS, progress)
     return batch_dir, progress, False
 
 
 def extract_dataset(settings, dataset, client: GhoClient = None) -> ExtractResult:
-    """Fetch every page of a dataset's indicator into a complete landing batch."""
+    """Fetch every row of a dataset's indicator into a landing batch proven complete."""
     layout = Layout(settings.data_dir)
     started = time.monotonic()
     own_client = client is None
@@ -125,33 +127,96 @@ def extract_dataset(settings, dataset, client: GhoClient = None) -> ExtractResul
             sweep_temp_files(layout.landing(dataset.name))
             request = batch_request(settings, dataset)
             batch_dir, progress, resumed = _open_batch(layout, dataset, request)
-            with Progress(log, f"extract {dataset.name}") as bar:
-                _fetch_pages(client, dataset, request, batch_dir, progress, bar)
-            rows = sum(page["rows"] for page in progress["pages"])
-            manifest = {
-                "batch_id": batch_dir.name,
-                "dataset": dataset.name,
-                "request": request,
-                "pages": progress["pages"],
-                "rows": rows,
-            }
+            while True:
+                try:
+                    with Progress(log, f"extract {dataset.name}") as bar:
+                        _fetch_pages(client, dataset, request, batch_dir, progress, bar)
+                    break
+                except SourceChanged as change:
+                    progress = _start_over(client, dataset, batch_dir, progress, str(change))
+            manifest = _manifest(batch_dir, dataset, request, progress)
             crash_point("extract.before_manifest")
             write_json_atomic(batch_dir / MANIFEST, manifest)
     finally:
         if own_client:
             client.close()
     result = ExtractResult(
-        dataset.name, batch_dir.name, len(progress["pages"]), rows, resumed, time.monotonic() - started
+        dataset.name,
+        batch_dir.name,
+        len(progress["pages"]),
+        manifest["rows"],
+        resumed,
+        time.monotonic() - started,
+        source_count=manifest["source_count"],
+        restarts=manifest["restarts"],
     )
     log.info(
-        "extracted %s: %d rows in %d page(s) into landing batch %s",
+        "extracted %s: %d rows (source count %s) in %d page(s) into landing batch %s",
         dataset.name,
-        rows,
+        result.rows,
+        "none" if result.source_count is None else result.source_count,
         result.pages,
         result.batch_id,
-        extra={"dataset": dataset.name, "batch_id": result.batch_id, "rows": rows, "pages": result.pages},
+        extra={
+            "dataset": dataset.name,
+            "batch_id": result.batch_id,
+            "rows": result.rows,
+            "pages": result.pages,
+            "source_count": result.source_count,
+            "requests": manifest["requests"],
+            "restarts": result.restarts,
+        },
     )
     return result
+
+
+def _manifest(batch_dir, dataset, request, progress) -> dict:
+    rows = sum(page["rows"] for page in progress["pages"])
+    count = progress["count"]
+    if rows != progress["landed"] or (count is not None and rows != count):
+        raise ExtractError(  # paging guarantees this; a manifest must never claim otherwise
+            f"indicator {request['indicator']}: {rows} rows landed, the source counts {count}"
+        )
+    return {
+        "version": MANIFEST_VERSION,
+        "batch_id": batch_dir.name,
+        "dataset": dataset.name,
+        "request": request,
+        "pages": progress["pages"],
+        "rows": rows,
+        "source_count": count,
+        "complete_by": "count" if count is not None else "two empty answers",
+        "requests": progress["requests"],
+        "restarts": progress["attempt"] - 1,
+    }
+
+
+def _start_over(client, dataset, batch_dir, progress, reason) -> dict:
+    """Discard the attempt's pages after the source changed under it; fail once MAX_RESTARTS are used."""
+    indicator = dataset.indicator
+    restarts = progress["attempt"] - 1
+    if restarts >= MAX_RESTARTS:
+        raise ExtractError(
+            f"indicator {indicator}: the source changed while it was paged, {restarts + 1} times in a row "
+            f"(last: {reason}); try again later"
+        )
+    delay = client.backoff(restarts + 1)
+    log.warning(
+        "%s: %s; landing batch %s starts over in %.1fs (restart %d of %d)",
+        dataset.name,
+        reason,
+        batch_dir.name,
+        delay,
+        restarts + 1,
+        MAX_RESTARTS,
+        extra={"dataset": dataset.name, "batch_id": batch_dir.name, "restart": restarts + 1},
+    )
+    fresh = new_progress(progress["attempt"] + 1)
+    write_json_atomic(batch_dir / PROGRESS, fresh)  # first: the old pages are no longer listed, so never trusted
+    for page in progress["pages"]:
+        (batch_dir / page["file"]).unlink(missing_ok=True)
+    time.sleep(delay)
+    return fresh
 
 
 class _PageWriter:
@@ -203,55 +268,10 @@ class _PageWriter:
 
 
 def _fetch_pages(client, dataset, request, batch_dir, progress, bar):
-    page_size = request["page_size"]
-    indicator_url = client.indicator_url(request["indicator"])
-    previous_digest = progress.get("last_digest")
     writer = _PageWriter(batch_dir)
     try:
-        while progress["next"] is not None:
-            writer.check()
-            step = progress["next"]
-            url = step["url"] or indicator_url
-            page = client.get_page(url, step["params"], request["indicator"])
-            crash_point("extract.page_received")
-            digest = hashlib.sha256(page.raw).hexdigest()
-            if page.count and digest == previous_digest:
-                raise ExtractError(
-                    f"indicator {request['indicator']}: the API returned the same page twice "
-                    "(it ignores $skip); set GHO_PAGE_SIZE above the indicator's row count"
-                )
-            number = len(progress["pages"])
-            name = None
-            if page.count or number == 0:
-                name = f"page-{number:05d}.json"
-                progress["pages"].append({"file": name, "rows": page.count, "sha256": digest})
-            progress["skip"] += page.count
-            progress["last_digest"] = previous_digest = digest
-            progress["next"] = _next_step(page, url, progress["skip"], page_size, request)
-            writer.put(name, page.raw, progress)
-            bar.update(page.count, f"page {number + 1}")
-            log.debug(
-                "%s: page %d, %d rows (%d so far)",
-                dataset.name,
-                number + 1,
-                page.count,
-                progress["skip"],
-                extra={"dataset": dataset.name, "page": number + 1, "rows": page.count},
-            )
+        KeysetPager(client, request, progress, writer, bar, dataset.name).run()
     except BaseException:
         writer.close(check=False)  # what is queued is still written: progress stays true
         raise
     writer.close()
-
-
-def _next_step(page, url, fetched, page_size, request):
-    if page.next_link:
-        # Server-driven paging: the link carries every parameter itself.
-        return {"url": urljoin(url, page.next_link), "params": None}
-    if page.count != page_size:
-        # A short page is the last one; a longer one means the server ignored
-        # $top and sent everything at once.
-        return None
-    params = _first_params(request)
-    params["$skip"] = str(fetched)
-    return {"url": None, "params": params}

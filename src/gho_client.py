@@ -1,9 +1,20 @@
-"""HTTP access to the GHO OData API: one session, bounded retries, clear failures.
+"""HTTP access to the GHO OData API: one session, bounded requests and retries, clear failures.
 
-Transient trouble (connection errors, timeouts, 429, 5xx, an empty or
-unparseable body) is retried with exponential backoff and jitter, honouring
-`Retry-After`. Anything retrying cannot fix (404, 400, other 4xx) fails at once
-with a message that names the indicator.
+Every request is bounded whatever the server does:
+- a wall-clock deadline (`GHO_HTTP_TIMEOUT`) covers the whole response, from
+  connecting to the last byte, so a server that drips a byte at a time is cut off;
+- a body larger than `GHO_MAX_PAGE_BYTES`, counted both as sent and as decoded,
+  is refused while it is read, so an endless body or a gzip bomb never sits in
+  memory (bodies are read and inflated 1 MiB at a time);
+- redirects and `@odata.nextLink`s are followed only on the configured API's
+  scheme, host and port: our requests and headers never go anywhere else.
+
+Transient trouble (connection errors, deadlines, 429, 5xx, an empty or
+unparseable body, an answer the caller's check calls short) is retried with
+exponential backoff and jitter, honouring `Retry-After`. Anything retrying
+cannot fix (404, 400, other 4xx, a foreign link, a body over the limit) fails
+at once with a message that names the indicator. Text the server wrote reaches
+a message only through `printable`.
 """
 
 import json
@@ -11,42 +22,66 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Optional
+from urllib.parse import urljoin, urlsplit
 
 import msgspec
 import requests
+import urllib3
 
 from src.errors import ExtractError, IndicatorNotFound
+from src.text import printable
 
 log = logging.getLogger("gho_etl.api")
 
 USER_AGENT = "gho-etl/1.0"
+MAX_REDIRECTS = 5
+# A body is read in pieces this large: requests' default (10 KiB) costs a Python
+# call per piece, and urllib3 inflates at most this much per read.
+_READ_CHUNK = 1 << 20
+# Error bodies are only quoted, so only their start is read.
+_ERROR_BODY_BYTES = 64 * 1024
+_REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass
 class Page:
-    """One validated API response: the exact bytes it arrived as and its row count."""
+    """One validated API response: the exact bytes it arrived as and what paging needs of it.
+
+    `ids_problem` is None when every row carries an integer `Id` and the Ids
+    ascend strictly; otherwise it says what is wrong, for the caller to refuse.
+    """
 
     raw: bytes
     count: int
-    next_link: str = None
+    next_link: Optional[str] = None
+    source_count: Optional[int] = None
+    first_id: Optional[int] = None
+    last_id: Optional[int] = None
+    ids_problem: Optional[str] = None
+
+
+class _RowKey(msgspec.Struct):
+    Id: Optional[int] = None
 
 
 class _PageShape(msgspec.Struct):
-    """What paging needs from a response; each row is checked to be JSON but not decoded."""
+    """What paging needs from a response; the rest of each row is checked to be JSON, not decoded."""
 
-    value: list[msgspec.Raw]
+    value: list[_RowKey]
     next_link: Optional[str] = msgspec.field(default=None, name="@odata.nextLink")
+    source_count: Optional[int] = msgspec.field(default=None, name="@odata.count")
 
 
 _PAGE_DECODER = msgspec.json.Decoder(_PageShape)
-# A body is read in pieces this large: requests' default (10 KiB) costs a Python call per piece.
-_READ_CHUNK = 1 << 20
 
 
-class _Retryable(Exception):
+class Transient(Exception):
+    """An answer worth asking for again (raised inside the retry loop, also by a caller's check)."""
+
     def __init__(self, reason, retry_after=None):
         super().__init__(reason)
         self.reason = reason
@@ -69,37 +104,58 @@ def _retry_after_seconds(header):
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def _excerpt(body: bytes, limit=160) -> str:
-    text = body.decode("utf-8", "replace").strip().replace("\n", " ")
-    return text[:limit] + ("..." if len(text) > limit else "")
+def _ids_problem(ids) -> Optional[str]:
+    for position, value in enumerate(ids):
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"row {position + 1} of a page has no integer Id"
+    for position in range(1, len(ids)):
+        if ids[position] <= ids[position - 1]:
+            return f"its rows are not in ascending Id order (Id {ids[position]} after {ids[position - 1]})"
+    return None
+
+
+def _page(body, value_ids, next_link, source_count) -> Page:
+    if source_count is not None and (
+        not isinstance(source_count, int) or isinstance(source_count, bool) or source_count < 0
+    ):
+        raise Transient("response's @odata.count is not a row count")
+    if next_link is not None and not isinstance(next_link, str):
+        raise Transient("response's @odata.nextLink is not a link")
+    return Page(
+        raw=body,
+        count=len(value_ids),
+        next_link=next_link,
+        source_count=source_count,
+        first_id=value_ids[0] if value_ids else None,
+        last_id=value_ids[-1] if value_ids else None,
+        ids_problem=_ids_problem(value_ids),
+    )
 
 
 def parse_page(body: bytes) -> Page:
-    """Validate a response body as an OData page; raise _Retryable when it is not one.
+    """Validate a response body as an OData page; raise Transient when it is not one.
 
-    msgspec checks the JSON syntax and counts rows without building a Python
-    object per value, at several hundred MB/s; typing the rows is the
+    msgspec checks the JSON syntax and reads each row's Id without building a
+    Python object per value, at several hundred MB/s; typing the rows is the
     transform's job. The few bodies it turns down (a lone surrogate escape,
-    which GHO text may hold, or no `value` list) and text that is not UTF-8 go
-    through the json module, which accepts the first and words the error for
-    the rest.
+    which GHO text may hold, rows that are not objects, no `value` list) and
+    text that is not UTF-8 go through the json module, which accepts the first
+    and words the error for the rest.
     """
     try:
         shape = _PAGE_DECODER.decode(body)
         if body.isascii() or _is_utf8(body):
-            return Page(raw=body, count=len(shape.value), next_link=shape.next_link)
+            return _page(body, [row.Id for row in shape.value], shape.next_link, shape.source_count)
     except msgspec.DecodeError:
         pass
     try:
         payload = json.loads(body)
     except ValueError:
-        raise _Retryable(f"response is not valid JSON ({len(body)} bytes: {_excerpt(body, 60)!r})") from None
+        raise Transient(f"response is not valid JSON ({len(body)} bytes: {printable(body, 60)!r})") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("value"), list):
-        raise _Retryable("response JSON has no 'value' list")
-    next_link = payload.get("@odata.nextLink")
-    if next_link is not None and not isinstance(next_link, str):
-        raise _Retryable("response's @odata.nextLink is not a link")
-    return Page(raw=body, count=len(payload["value"]), next_link=next_link)
+        raise Transient("response JSON has no 'value' list")
+    ids = [row.get("Id") if isinstance(row, dict) else None for row in payload["value"]]
+    return _page(body, ids, payload.get("@odata.nextLink"), payload.get("@odata.count"))
 
 
 def _is_utf8(body: bytes) -> bool:
@@ -110,10 +166,41 @@ def _is_utf8(body: bytes) -> bool:
     return True
 
 
+def origin_of(url: str):
+    """(scheme, host, port) of a URL; None when it has no usable origin."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port
+
+
+def _socket_of(response):
+    """The socket a streamed response reads from, to bound each read by the deadline (None if hidden)."""
+    try:
+        return response.raw._fp.fp.raw._sock
+    except AttributeError:
+        return None
+
+
+def _bound_next_read(sock, seconds):
+    if sock is not None and sock.fileno() != -1:  # -1 once the whole body is in
+        try:
+            sock.settimeout(seconds)
+        except OSError:
+            pass
+
+
 class GhoClient:
     def __init__(self, settings, session=None, sleep=time.sleep):
         self.base_url = settings.api_base_url
+        self.origin = origin_of(self.base_url)
         self.timeout = settings.http_timeout
+        self.max_body_bytes = settings.page_bytes_limit
         self.max_attempts = settings.max_attempts
         self.backoff_base = settings.backoff_base
         self.backoff_max = settings.backoff_max
@@ -128,12 +215,35 @@ class GhoClient:
     def indicator_url(self, indicator: str) -> str:
         return f"{self.base_url}/{indicator}"
 
-    def get_page(self, url: str, params: dict, indicator: str) -> Page:
-        """GET one page, retrying transient failures; raise ExtractError when it cannot."""
+    def follow(self, current_url: str, link: str, indicator: str, what="@odata.nextLink") -> str:
+        """The absolute URL of a link found at `current_url`; ExtractError if it leaves the API's origin."""
+        target = urljoin(current_url, link)
+        if origin_of(target) != self.origin:
+            scheme, host, port = self.origin
+            raise ExtractError(
+                f"indicator {indicator}: the API's {what} points outside {scheme}://{host}:{port} "
+                f"({printable(target, 120)}); refusing to follow it"
+            )
+        return target
+
+    def backoff(self, attempt, retry_after=None, indicator=""):
+        """Seconds to wait before attempt `attempt + 1` (exponential, jittered, honouring Retry-After)."""
+        return self._delay(attempt, retry_after, indicator)
+
+    def get_page(self, url: str, params: dict, indicator: str, check=None) -> Page:
+        """GET one page, retrying transient failures; raise ExtractError when it cannot.
+
+        `check(page)` may raise Transient for an answer that is well formed but
+        not believable (an empty page where the source counts rows): it is
+        retried like any other transient failure.
+        """
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return self._get_once(url, params, indicator)
-            except _Retryable as problem:
+                page = self._get_once(url, params, indicator)
+                if check is not None:
+                    check(page)
+                return page
+            except Transient as problem:
                 if attempt == self.max_attempts:
                     raise ExtractError(
                         f"indicator {indicator}: giving up after {attempt} attempts: {problem.reason}"
@@ -164,32 +274,89 @@ class GhoClient:
         return max(retry_after, jittered)
 
     def _get_once(self, url, params, indicator) -> Page:
-        try:
-            with self.session.get(url, params=params, timeout=self.timeout, stream=True) as response:
-                body = b"".join(response.iter_content(_READ_CHUNK))
-        except requests.Timeout:
-            raise _Retryable(f"no answer within {self.timeout:g}s") from None
-        except requests.ConnectionError as exc:
-            raise _Retryable(f"connection failed: {type(exc).__name__}") from None
-        except requests.exceptions.ChunkedEncodingError:
-            raise _Retryable("connection broken mid-response") from None
-        except requests.RequestException as exc:
-            raise ExtractError(f"indicator {indicator}: request failed: {exc}") from None
+        deadline = time.monotonic() + self.timeout
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._send(url, params, deadline, indicator)
+            with response:
+                status = response.status_code
+                if status in _REDIRECT_STATUSES and response.headers.get("Location"):
+                    url = self.follow(url, response.headers["Location"], indicator, what=f"HTTP {status} redirect")
+                    params = None  # the Location carries the whole query
+                    continue
+                if status != 200:
+                    body = self._read_body(response, deadline, _ERROR_BODY_BYTES, truncate=True)
+                    raise self._refusal(status, response, body, url, indicator)
+                body = self._read_body(response, deadline, self.max_body_bytes, indicator=indicator)
+            if not body.strip():
+                raise Transient("empty response body")
+            return parse_page(body)
+        raise ExtractError(f"indicator {indicator}: more than {MAX_REDIRECTS} redirects in a row; refusing to go on")
 
-        status = response.status_code
+    def _send(self, url, params, deadline, indicator):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise Transient(f"no complete answer within {self.timeout:g}s")
+        try:
+            return self.session.get(
+                url, params=params, timeout=(remaining, remaining), stream=True, allow_redirects=False
+            )
+        except requests.Timeout:
+            raise Transient(f"no answer within {self.timeout:g}s") from None
+        except requests.ConnectionError as exc:
+            raise Transient(f"connection failed: {type(exc).__name__}") from None
+        except requests.RequestException as exc:
+            raise ExtractError(f"indicator {indicator}: request failed: {printable(exc)}") from None
+
+    def _read_body(self, response, deadline, limit, truncate=False, indicator=""):
+        """The decoded body, read before `deadline` and at most `limit` bytes (cut there if `truncate`)."""
+        declared = response.headers.get("Content-Length", "")
+        if not truncate and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(indicator, limit, f"it declares {int(declared):,} bytes")
+        sock = _socket_of(response)
+        raw = response.raw
+        pieces, size = [], 0
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise Transient(f"no complete answer within {self.timeout:g}s")
+                _bound_next_read(sock, remaining)
+                piece = raw.read1(_READ_CHUNK, decode_content=True)
+                if not piece:
+                    return b"".join(pieces)
+                size += len(piece)
+                if size > limit or raw.tell() > limit:
+                    if truncate:
+                        pieces.append(piece)
+                        return b"".join(pieces)[:limit]
+                    raise self._too_large(indicator, limit, "it is larger as read")
+                pieces.append(piece)
+        except urllib3.exceptions.ReadTimeoutError:
+            raise Transient(f"no complete answer within {self.timeout:g}s") from None
+        except urllib3.exceptions.DecodeError:
+            encoding = printable(response.headers.get("Content-Encoding", ""), 40)
+            raise Transient(f"response body is not valid {encoding or 'encoded'} data") from None
+        except (urllib3.exceptions.HTTPError, OSError):
+            raise Transient("connection broken mid-response") from None
+
+    def _too_large(self, indicator, limit, how):
+        return ExtractError(
+            f"indicator {indicator}: an answer exceeds GHO_MAX_PAGE_BYTES={limit} bytes ({how}); "
+            "lower GHO_PAGE_SIZE or raise GHO_MAX_PAGE_BYTES"
+        )
+
+    def _refusal(self, status, response, body, url, indicator):
+        reason = printable(response.reason or "", 60)
         if status == 429:
-            raise _Retryable("429 Too Many Requests", _retry_after_seconds(response.headers.get("Retry-After")))
+            return Transient("429 Too Many Requests", _retry_after_seconds(response.headers.get("Retry-After")))
         if status >= 500:
-            raise _Retryable(
-                f"HTTP {status} {response.reason or ''}".strip(),
-                _retry_after_seconds(response.headers.get("Retry-After")),
+            return Transient(
+                f"HTTP {status} {reason}".strip(), _retry_after_seconds(response.headers.get("Retry-After"))
             )
         if status == 404:
-            raise IndicatorNotFound(f"indicator {indicator} not found (HTTP 404 from {url})")
+            return IndicatorNotFound(f"indicator {indicator} not found (HTTP 404 from {printable(url, 300)})")
         if status >= 400:
-            raise ExtractError(f"indicator {indicator}: the API refused the request (HTTP {status}): {_excerpt(body)}")
-        if status != 200:
-            raise ExtractError(f"indicator {indicator}: unexpected HTTP {status} from {url}")
-        if not body.strip():
-            raise _Retryable("empty response body")
-        return parse_page(body)
+            return ExtractError(
+                f"indicator {indicator}: the API refused the request (HTTP {status}): {printable(body, 160)}"
+            )
+        return ExtractError(f"indicator {indicator}: unexpected HTTP {status} {reason} from {printable(url, 300)}")

@@ -1,8 +1,10 @@
 """Logging: JSON lines in logs/ for machines, short lines on the console for people.
 
 Every record carries the context it happened in (run_id, dataset, phase) from
-a context variable, so one `grep run_id` shows a whole run. A redaction filter
-removes passwords from every record before any handler sees it.
+a context variable, so one `grep run_id` shows a whole run. A filter removes
+passwords from every record and turns its message into one line without
+control characters before any handler sees it (tracebacks keep their lines,
+in the JSON log only).
 """
 
 import contextvars
@@ -13,6 +15,8 @@ import re
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
+
+from src.text import without_controls
 
 LOG_FILE_NAME = "gho_etl.jsonl"
 _context = contextvars.ContextVar("gho_etl_log_context", default={})
@@ -47,7 +51,7 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record):
         message = record.getMessage()
-        record.msg = self.redact(message)
+        record.msg = without_controls(self.redact(message))
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

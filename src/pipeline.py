@@ -10,12 +10,14 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Optional
 
 from src.errors import GhoEtlError
 from src.extract import extract_dataset
 from src.load import load_dataset
 from src.logs import log_context
 from src.runs import new_run_id
+from src.text import one_line
 from src.transform import transform_dataset
 
 log = logging.getLogger("gho_etl.pipeline")
@@ -36,6 +38,7 @@ class PhaseOutcome:
     error: str = None
     exit_code: int = 0
     details: list = field(default_factory=list)
+    source_count: Optional[int] = None
 
     def summary(self) -> str:
         """One line: dataset, rows, rejects, batches, duration (or the error)."""
@@ -43,6 +46,8 @@ class PhaseOutcome:
         if not self.ok:
             return f"{head} FAILED after {self.seconds:.1f}s: {self.error}"
         rows = f"{self.rows_written} rows"
+        if self.phase == "extract":
+            rows += " (no source count)" if self.source_count is None else f" (source count {self.source_count})"
         if self.phase == "load":
             rows += f" written of {self.rows_in} staged"
         return f"{head} {rows}, {self.rows_rejected} rejects, {self.batches} batch(es), {self.seconds:.1f}s"
@@ -50,7 +55,12 @@ class PhaseOutcome:
 
 def _measure(phase, results) -> dict:
     if phase == "extract":
-        return {"rows_in": results.rows, "rows_written": results.rows, "batches": 1}
+        return {
+            "rows_in": results.rows,
+            "rows_written": results.rows,
+            "batches": 1,
+            "source_count": results.source_count,
+        }
     if phase == "transform":
         return {
             "rows_in": sum(r.rows_in for r in results),
@@ -90,15 +100,15 @@ class Runner:
             try:
                 results = self._execute(phase, dataset)
             except GhoEtlError as exc:
-                outcome = PhaseOutcome(dataset.name, phase, False, error=str(exc), exit_code=exc.exit_code)
-                log.error("%s of %s failed: %s", phase, dataset.name, exc)
+                outcome = PhaseOutcome(dataset.name, phase, False, error=one_line(exc), exit_code=exc.exit_code)
+                log.error("%s of %s failed: %s", phase, dataset.name, outcome.error)
             except Exception as exc:  # an unexpected bug: keep the traceback in the log file
                 log.exception("%s of %s failed unexpectedly", phase, dataset.name)
                 outcome = PhaseOutcome(
                     dataset.name,
                     phase,
                     False,
-                    error=f"unexpected {type(exc).__name__}: {exc} (traceback in the log file)",
+                    error=one_line(f"unexpected {type(exc).__name__}: {exc} (traceback in the log file)"),
                     exit_code=1,
                 )
             else:

@@ -19,6 +19,9 @@ INDICATOR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 RESERVED_TABLES = {"etl_runs", "etl_batches"}
 MODES = ("merge", "replace", "append")
 DEFAULT_SCHEDULE = "every day at 02:00"
+# GHO rows are about 600 bytes of JSON; a few carry long comments.
+DEFAULT_BYTES_PER_ROW = 4096
+DEFAULT_MIN_PAGE_BYTES = 16 * 1024 * 1024
 ENTRY_KEYS = {"enabled", "indicator", "filter", "table", "schedule", "mode"}
 
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
@@ -117,6 +120,12 @@ class Settings:
     log_max_bytes: int = 10 * 1024 * 1024
     log_backup_count: int = 5
     extract_workers: int = 3
+    max_page_bytes: Optional[int] = None
+
+    @property
+    def page_bytes_limit(self) -> int:
+        """Largest API answer accepted, sent or decoded: GHO_MAX_PAGE_BYTES, else 4 KiB a row (16 MiB at least)."""
+        return self.max_page_bytes or max(DEFAULT_MIN_PAGE_BYTES, self.page_size * DEFAULT_BYTES_PER_ROW)
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -242,4 +251,9 @@ def load_settings() -> Settings:
         log_max_bytes=_number("GHO_LOG_MAX_BYTES", cfg.LOG_MAX_BYTES, int, 1024),
         log_backup_count=_number("GHO_LOG_BACKUP_COUNT", cfg.LOG_BACKUP_COUNT, int, 0, 1000),
         extract_workers=_number("GHO_EXTRACT_WORKERS", cfg.GHO_EXTRACT_WORKERS, int, 1, 16),
+        max_page_bytes=(
+            _number("GHO_MAX_PAGE_BYTES", cfg.GHO_MAX_PAGE_BYTES, int, 65536, 1 << 34)
+            if cfg.GHO_MAX_PAGE_BYTES
+            else None
+        ),
     )

@@ -391,6 +391,10 @@ def transform_batch(settings, dataset, batch_dir) -> TransformResult:
         manifest = read_json(batch_dir / MANIFEST)
     except (OSError, ValueError) as exc:
         raise TransformError(f"landing manifest {batch_dir / MANIFEST} is unreadable: {exc}") from None
+    if manifest.get("source_count") not in (None, manifest["rows"]):
+        raise TransformError(
+            f"landing batch {batch_dir} holds {manifest['rows']} rows, the source counted {manifest['source_count']}"
+        )
     rejects_file = layout.rejects_file(dataset.name, batch_id)
     try:
         rows_in, written, duplicates, rejects = _stage(

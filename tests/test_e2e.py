@@ -53,7 +53,8 @@ def test_real_whosis_000001_end_to_end(script_env, database_url, stub, tmp_path)
     outputs = _run_pipeline(script_env)
     summaries = [o.stdout.strip() for o in outputs]
     assert re.fullmatch(
-        r"extract life_expectancy_at_birth: 12936 rows, 0 rejects, 1 batch\(es\), [\d.]+s", summaries[0]
+        r"extract life_expectancy_at_birth: 12936 rows \(source count 12936\), 0 rejects, 1 batch\(es\), [\d.]+s",
+        summaries[0],
     )
     assert re.fullmatch(
         r"transform life_expectancy_at_birth: 12936 rows, 0 rejects, 1 batch\(es\), [\d.]+s", summaries[1]

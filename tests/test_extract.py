@@ -7,8 +7,10 @@ import pytest
 
 from src.errors import ExtractError, IndicatorNotFound
 from src.extract import MANIFEST, PROGRESS, complete_batches, extract_dataset
-from src.gho_client import _Retryable, parse_page
+from src.gho_client import Transient, parse_page
 from src.storage import Layout
+from tests.api_checks import api_requests
+from tests.api_checks import paging_steps
 from tests.conftest import requires_samples, run_script
 from utils.gho_samples import generate_rows
 
@@ -25,30 +27,25 @@ def _landing_rows(batch_dir):
     return manifest, rows
 
 
-def _api_requests(stub):
-    return [r for r in stub.requests if r["path"].startswith("/api/")]
-
-
-def test_pages_with_top_skip_and_stable_order(make_settings, stub):
+def test_pages_by_id_with_top_count_and_stable_order(make_settings, stub):
     stub.set_rows("WHOSIS_000001", generate_rows("WHOSIS_000001", 2500))
     settings = make_settings(page_size=1000)
     result = extract_dataset(settings, _dataset(settings))
-    assert (result.pages, result.rows) == (3, 2500)
-    queries = [r["query"] for r in _api_requests(stub)]
-    assert len(queries) == 3
-    assert all("%24orderby=Id" in q and "%24top=1000" in q for q in queries)
-    assert [q.split("%24skip=")[1].split("&")[0] for q in queries] == ["0", "1000", "2000"]
+    assert (result.pages, result.rows, result.source_count) == (3, 2500, 2500)
+    queries = [r["query"] for r in api_requests(stub)]
+    assert all("%24orderby=Id" in q and "%24top=1000" in q and "%24count=true" in q for q in queries[:3])
+    assert paging_steps(stub) == ["first", 1000, 2000, "count"]  # the last: the count must still be 2500
     manifest, rows = _landing_rows(complete_batches(Layout(settings.data_dir), "life_expectancy_at_birth")[0])
     assert manifest["rows"] == 2500
     assert sorted(r["Id"] for r in rows) == list(range(1, 2501))
 
 
-def test_exact_multiple_of_page_size_ends_with_empty_page(make_settings, stub):
+def test_exact_multiple_of_page_size_ends_on_the_count(make_settings, stub):
     stub.set_rows("WHOSIS_000001", generate_rows("WHOSIS_000001", 2000))
     settings = make_settings(page_size=1000)
     result = extract_dataset(settings, _dataset(settings))
     assert (result.pages, result.rows) == (2, 2000)
-    assert len(_api_requests(stub)) == 3
+    assert paging_steps(stub) == ["first", 1000, "count"]
 
 
 def test_follows_odata_next_link(make_settings, stub):
@@ -57,7 +54,7 @@ def test_follows_odata_next_link(make_settings, stub):
     settings = make_settings(page_size=100000)
     result = extract_dataset(settings, _dataset(settings))
     assert result.rows == 2500
-    assert len(_api_requests(stub)) == 4
+    assert len(api_requests(stub)) == 4 + 1  # four linked pages of one request, then the count
     _, rows = _landing_rows(complete_batches(Layout(settings.data_dir), "life_expectancy_at_birth")[0])
     assert len({r["Id"] for r in rows}) == 2500
 
@@ -90,7 +87,7 @@ def test_transient_faults_are_retried(make_settings, stub, fault):
     settings = make_settings()
     result = extract_dataset(settings, _dataset(settings))
     assert result.rows == 300
-    assert len(_api_requests(stub)) == 3  # two faults, then the good answer
+    assert paging_steps(stub) == ["first", "first", "first", "count"]  # two faults, the good answer, the count
 
 
 def test_429_honours_retry_after(make_settings, stub):
@@ -100,7 +97,7 @@ def test_429_honours_retry_after(make_settings, stub):
     started = time.monotonic()
     extract_dataset(settings, _dataset(settings))
     assert time.monotonic() - started >= 1.0
-    assert len(_api_requests(stub)) == 2
+    assert paging_steps(stub) == ["first", "first", "count"]
 
 
 def test_timeout_is_retried(make_settings, stub):
@@ -116,21 +113,21 @@ def test_persistent_failure_gives_up_after_bounded_attempts(make_settings, stub)
     with pytest.raises(ExtractError) as caught:
         extract_dataset(settings, _dataset(settings))
     assert str(caught.value) == "indicator WHOSIS_000001: giving up after 3 attempts: HTTP 503 Service Unavailable"
-    assert len(_api_requests(stub)) == 3
+    assert len(api_requests(stub)) == 3
 
 
 def test_unknown_indicator_fails_at_once(make_settings, stub):
     settings = make_settings({"ghost": {"indicator": "NOT_A_CODE"}})
     with pytest.raises(IndicatorNotFound, match="indicator NOT_A_CODE not found"):
         extract_dataset(settings, settings.datasets["ghost"])
-    assert len(_api_requests(stub)) == 1
+    assert len(api_requests(stub)) == 1
 
 
 def test_bad_filter_fails_at_once(make_settings, stub):
     settings = make_settings({"bad": {"indicator": "WHOSIS_000001", "filter": "NoSuchField eq 1"}})
     with pytest.raises(ExtractError, match=r"HTTP 400.*NoSuchField"):
         extract_dataset(settings, settings.datasets["bad"])
-    assert len(_api_requests(stub)) == 1
+    assert len(api_requests(stub)) == 1
 
 
 def test_interrupted_extract_resumes_from_last_complete_page(make_settings, stub):
@@ -150,8 +147,7 @@ def test_interrupted_extract_resumes_from_last_complete_page(make_settings, stub
     stub.clear_requests()
     result = extract_dataset(settings, _dataset(settings))
     assert result.resumed and result.batch_id == batch.name
-    skips = [r["query"].split("%24skip=")[1].split("&")[0] for r in _api_requests(stub)]
-    assert skips == ["2000", "3000"]
+    assert paging_steps(stub) == [2000, 3000, "count"]
     _, rows = _landing_rows(batch)
     assert sorted(r["Id"] for r in rows) == list(range(1, 3501))
 
@@ -199,7 +195,10 @@ def test_datasets_are_extracted_side_by_side_up_to_the_worker_limit(make_setting
     settings = make_settings({c.lower(): {"indicator": c} for c in codes}, extract_workers=workers)
     outcomes = Runner(settings, database=None).run_phase_for_all("extract", list(settings.datasets.values()))
     assert [o.ok and o.rows_written for o in outcomes] == [100, 100, 100]
-    starts = sorted(r["at"] for r in _api_requests(stub))
+    first_requests = {}
+    for request in api_requests(stub):  # each dataset's first request (the slow one), not its final count
+        first_requests.setdefault(request["path"], request["at"])
+    starts = sorted(first_requests.values())
     spread = starts[-1] - starts[0]
     if workers == 1:
         assert spread >= 1.2  # one after the other
@@ -237,6 +236,6 @@ def test_page_validation_accepts_every_json_page(body, count, next_link):
     ],
 )
 def test_page_validation_refuses_what_is_not_a_page(body, reason):
-    with pytest.raises(_Retryable) as refused:
+    with pytest.raises(Transient) as refused:
         parse_page(body)
     assert reason in refused.value.reason

@@ -12,6 +12,8 @@ import pytest
 from src.extract import extract_dataset
 from src.storage import Layout
 from src.transform import transform_dataset
+from tests.api_checks import api_requests
+from tests.api_checks import paging_steps
 from tests.conftest import run_script, write_dataset_config
 from tests.pipeline_checks import leftovers, run_pipeline, scalar
 from utils.gho_samples import generate_rows
@@ -20,10 +22,6 @@ DATASET = "life_expectancy_at_birth"
 INDICATOR = "WHOSIS_000001"
 ROWS = 1200
 PAGE_SIZE = 500  # three pages
-
-
-def _api_requests(stub):
-    return [r for r in stub.requests if r["path"].startswith("/api/")]
 
 
 def _loaded(url):
@@ -56,11 +54,10 @@ def test_transient_fault_on_a_middle_page_ends_in_a_correct_load(make_settings, 
     settings = make_settings(page_size=PAGE_SIZE, http_timeout=0.5, max_attempts=4)
     outcomes = run_pipeline(settings)
     assert [o.ok for o in outcomes] == [True, True, True]
-    requests = _api_requests(stub)
-    assert len(requests) == 3 + 2  # three pages, two of them repeats of page 2
-    assert [r.get("fault") for r in requests] == [None, fault["kind"], fault["kind"], None, None]
-    skips = [r["query"].split("%24skip=")[1].split("&")[0] for r in requests]
-    assert skips == ["0", "500", "500", "500", "1000"]
+    requests = api_requests(stub)
+    assert len(requests) == 3 + 2 + 1  # three pages, two of them repeats of page 2, the final count
+    assert [r.get("fault") for r in requests] == [None, fault["kind"], fault["kind"], None, None, None]
+    assert paging_steps(stub) == ["first", 500, 500, 500, 1000, "count"]
     if fault.get("retry_after"):
         gaps = [later["at"] - earlier["at"] for earlier, later in zip(requests[1:3], requests[2:4])]
         assert min(gaps) >= 0.95, f"Retry-After: 1 not honoured: gaps {gaps}"
@@ -103,7 +100,7 @@ def test_persistent_fault_fails_clearly_and_keeps_earlier_data(
     [outcome] = run_pipeline(settings)
     assert outcome.phase == "extract" and not outcome.ok
     assert outcome.error.startswith(f"indicator {INDICATOR}: {message}")
-    assert len(_api_requests(stub)) == requests
+    assert len(api_requests(stub)) == requests
     assert _pending_batches(settings) == pending
     assert _loaded(database_url) == ROWS
 
@@ -132,7 +129,7 @@ def test_refusals_fail_at_once_through_the_script(script_env, stub, tmp_path, co
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    assert len(_api_requests(stub)) == 1  # no retry of what retrying cannot fix
+    assert len(api_requests(stub)) == 1  # no retry of what retrying cannot fix
 
 
 def test_persistent_fault_through_the_script_is_one_line(script_env, stub):
@@ -146,4 +143,4 @@ def test_persistent_fault_through_the_script_is_one_line(script_env, stub):
         result.stderr.strip().splitlines()[-1],
     )
     assert "Traceback" not in result.stderr
-    assert len(_api_requests(stub)) == 2
+    assert len(api_requests(stub)) == 2

@@ -27,13 +27,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
+
+from utils.measure import run_measured  # noqa: E402
 
 INDICATOR = "BENCH_1"
 DATASET = "bench"
@@ -84,30 +85,11 @@ class StandIn:
 
 
 def _run_phase(name, env, log_file):
-    """Run scripts/start_<name>.py; return (seconds as the pipeline measured it, peak RSS MB, summary).
-
-    os.wait4 gives the peak RSS of exactly this child, not of every child so far.
-    """
-    process = subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "scripts" / f"start_{name}.py")],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    """Run scripts/start_<name>.py; return (seconds as the pipeline measured it, peak RSS MB, summary)."""
+    process, peak_mb = run_measured(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / f"start_{name}.py")], env=env, cwd=PROJECT_ROOT
     )
-    # Read the pipes while waiting; wait4 reaps the child and returns its own rusage.
-    chunks = {"out": [], "err": []}
-    readers = [
-        threading.Thread(target=lambda: chunks["out"].append(process.stdout.read())),
-        threading.Thread(target=lambda: chunks["err"].append(process.stderr.read())),
-    ]
-    for reader in readers:
-        reader.start()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    for reader in readers:
-        reader.join()
-    stdout, stderr = b"".join(chunks["out"]).decode(), b"".join(chunks["err"]).decode()
+    stdout, stderr = process.stdout, process.stderr
     if process.returncode != 0:
         raise BenchmarkError(f"start_{name}.py exited {process.returncode}:\n{stderr.strip()}")
     seconds = None
@@ -117,7 +99,7 @@ def _run_phase(name, env, log_file):
             seconds = record["duration_s"]
     if seconds is None:
         raise BenchmarkError(f"start_{name}.py logged no duration")
-    return seconds, usage.ru_maxrss / 1024, stdout.strip()
+    return seconds, peak_mb, stdout.strip()
 
 
 def _columns_sql(names):
