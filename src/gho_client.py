@@ -1,8 +1,9 @@
 """HTTP access to the GHO OData API: one session, bounded requests and retries, clear failures.
 
 Every request is bounded whatever the server does:
-- a wall-clock deadline (`GHO_HTTP_TIMEOUT`) covers the whole response, from
-  connecting to the last byte, so a server that drips a byte at a time is cut off;
+- a wall-clock deadline (`GHO_HTTP_TIMEOUT`) covers the whole exchange, from
+  connecting through redirects to the last byte, so a server that drips a byte
+  at a time, anywhere, is cut off (`src.http_deadline`);
 - a body larger than `GHO_MAX_PAGE_BYTES`, counted both as sent and as decoded,
   is refused while it is read, so an endless body or a gzip bomb never sits in
   memory (bodies are read and inflated 1 MiB at a time);
@@ -17,8 +18,10 @@ at once with a message that names the indicator. Text the server wrote reaches
 a message only through `printable`.
 """
 
+import itertools
 import json
 import logging
+import operator
 import random
 import time
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ import requests
 import urllib3
 
 from src.errors import ExtractError, IndicatorNotFound
+from src.http_deadline import Deadline, mount_deadline_adapters
 from src.text import printable
 
 log = logging.getLogger("gho_etl.api")
@@ -104,17 +108,28 @@ def _retry_after_seconds(header):
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def _ids_problem(ids) -> Optional[str]:
-    for position, value in enumerate(ids):
-        if not isinstance(value, int) or isinstance(value, bool):
-            return f"row {position + 1} of a page has no integer Id"
+def _ids_problem(ids, typed=False) -> Optional[str]:
+    """Why `ids` cannot be paged by (None when all are integers in strictly ascending order).
+
+    `typed`: msgspec decoded them as `Optional[int]`, so only None can be wrong
+    in type. The common case runs in C (`in`, `map`); the loops below only run
+    to name the row at fault.
+    """
+    if typed and None not in ids:
+        pass
+    else:
+        for position, value in enumerate(ids):
+            if not isinstance(value, int) or isinstance(value, bool):
+                return f"row {position + 1} of a page has no integer Id"
+    if all(map(operator.lt, ids, itertools.islice(ids, 1, None))):
+        return None
     for position in range(1, len(ids)):
         if ids[position] <= ids[position - 1]:
             return f"its rows are not in ascending Id order (Id {ids[position]} after {ids[position - 1]})"
     return None
 
 
-def _page(body, value_ids, next_link, source_count) -> Page:
+def _page(body, value_ids, next_link, source_count, typed=False) -> Page:
     if source_count is not None and (
         not isinstance(source_count, int) or isinstance(source_count, bool) or source_count < 0
     ):
@@ -128,7 +143,7 @@ def _page(body, value_ids, next_link, source_count) -> Page:
         source_count=source_count,
         first_id=value_ids[0] if value_ids else None,
         last_id=value_ids[-1] if value_ids else None,
-        ids_problem=_ids_problem(value_ids),
+        ids_problem=_ids_problem(value_ids, typed),
     )
 
 
@@ -145,12 +160,12 @@ def parse_page(body: bytes) -> Page:
     try:
         shape = _PAGE_DECODER.decode(body)
         if body.isascii() or _is_utf8(body):
-            return _page(body, [row.Id for row in shape.value], shape.next_link, shape.source_count)
+            return _page(body, [row.Id for row in shape.value], shape.next_link, shape.source_count, typed=True)
     except msgspec.DecodeError:
         pass
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Transient(f"response is not valid JSON ({len(body)} bytes: {printable(body, 60)!r})") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("value"), list):
         raise Transient("response JSON has no 'value' list")
@@ -179,22 +194,6 @@ def origin_of(url: str):
     return scheme, parts.hostname.lower(), port
 
 
-def _socket_of(response):
-    """The socket a streamed response reads from, to bound each read by the deadline (None if hidden)."""
-    try:
-        return response.raw._fp.fp.raw._sock
-    except AttributeError:
-        return None
-
-
-def _bound_next_read(sock, seconds):
-    if sock is not None and sock.fileno() != -1:  # -1 once the whole body is in
-        try:
-            sock.settimeout(seconds)
-        except OSError:
-            pass
-
-
 class GhoClient:
     def __init__(self, settings, session=None, sleep=time.sleep):
         self.base_url = settings.api_base_url
@@ -204,7 +203,7 @@ class GhoClient:
         self.max_attempts = settings.max_attempts
         self.backoff_base = settings.backoff_base
         self.backoff_max = settings.backoff_max
-        self.session = session or requests.Session()
+        self.session = mount_deadline_adapters(session or requests.Session())
         self.session.headers.setdefault("User-Agent", USER_AGENT)
         self.session.headers["Accept"] = "application/json"
         self._sleep = sleep
@@ -274,7 +273,24 @@ class GhoClient:
         return max(retry_after, jittered)
 
     def _get_once(self, url, params, indicator) -> Page:
-        deadline = time.monotonic() + self.timeout
+        """One answer, redirects followed, all of it within GHO_HTTP_TIMEOUT."""
+        with Deadline(self.timeout) as deadline:
+            try:
+                body = self._exchange(url, params, indicator, time.monotonic() + self.timeout)
+            except Transient:
+                if deadline.expired:
+                    raise self._late() from None
+                raise
+            if deadline.expired:  # the cut may have looked like the end of the body
+                raise self._late()
+        if not body.strip():
+            raise Transient("empty response body")
+        return parse_page(body)
+
+    def _late(self):
+        return Transient(f"no complete answer within {self.timeout:g}s")
+
+    def _exchange(self, url, params, indicator, deadline) -> bytes:
         for _ in range(MAX_REDIRECTS + 1):
             response = self._send(url, params, deadline, indicator)
             with response:
@@ -286,22 +302,19 @@ class GhoClient:
                 if status != 200:
                     body = self._read_body(response, deadline, _ERROR_BODY_BYTES, truncate=True)
                     raise self._refusal(status, response, body, url, indicator)
-                body = self._read_body(response, deadline, self.max_body_bytes, indicator=indicator)
-            if not body.strip():
-                raise Transient("empty response body")
-            return parse_page(body)
+                return self._read_body(response, deadline, self.max_body_bytes, indicator=indicator)
         raise ExtractError(f"indicator {indicator}: more than {MAX_REDIRECTS} redirects in a row; refusing to go on")
 
     def _send(self, url, params, deadline, indicator):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise Transient(f"no complete answer within {self.timeout:g}s")
+            raise self._late()
         try:
             return self.session.get(
                 url, params=params, timeout=(remaining, remaining), stream=True, allow_redirects=False
             )
         except requests.Timeout:
-            raise Transient(f"no answer within {self.timeout:g}s") from None
+            raise self._late() from None
         except requests.ConnectionError as exc:
             raise Transient(f"connection failed: {type(exc).__name__}") from None
         except requests.RequestException as exc:
@@ -312,15 +325,12 @@ class GhoClient:
         declared = response.headers.get("Content-Length", "")
         if not truncate and declared.isdigit() and int(declared) > limit:
             raise self._too_large(indicator, limit, f"it declares {int(declared):,} bytes")
-        sock = _socket_of(response)
         raw = response.raw
         pieces, size = [], 0
         try:
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise Transient(f"no complete answer within {self.timeout:g}s")
-                _bound_next_read(sock, remaining)
+                if time.monotonic() > deadline:
+                    raise self._late()
                 piece = raw.read1(_READ_CHUNK, decode_content=True)
                 if not piece:
                     return b"".join(pieces)
@@ -332,7 +342,7 @@ class GhoClient:
                     raise self._too_large(indicator, limit, "it is larger as read")
                 pieces.append(piece)
         except urllib3.exceptions.ReadTimeoutError:
-            raise Transient(f"no complete answer within {self.timeout:g}s") from None
+            raise self._late() from None
         except urllib3.exceptions.DecodeError:
             encoding = printable(response.headers.get("Content-Encoding", ""), 40)
             raise Transient(f"response body is not valid {encoding or 'encoded'} data") from None

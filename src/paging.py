@@ -21,11 +21,18 @@ Completeness is proven, not inferred:
 - Without a count, a short page proves nothing: the end is two empty answers
   in a row to the request after the last row.
 
-Loops cannot run away: every row must carry an integer Id and Ids must ascend
-strictly across the whole batch (a repeated page, a server ignoring the Id
-bound or `$skip` in its links, rows out of order: each is a clear failure), a
-nextLink already visited in a chain is refused, and an attempt makes at most
-count + 4 requests (REQUESTS_WITHOUT_COUNT without a count).
+Loops cannot run away. Every row must carry an integer Id and Ids must ascend
+strictly across the whole batch, so every answer that is not empty brings new
+rows: a repeated page, a server ignoring the Id bound or `$skip` in its links,
+rows out of order are each a clear failure. Empty answers are bounded too: a
+nextLink already visited in its chain, a link longer than MAX_LINK_CHARS, or
+more than MAX_EMPTY_PIECES empty pages in a row along a chain each fail. Every
+answer with rows brings at least one of the count's rows and is followed by at
+most MAX_EMPTY_PIECES + 1 empty ones (linked empty pages, then the empty end of
+its chain), so a counted attempt needs at most (count + 1) x (MAX_EMPTY_PIECES
++ 2) + 1 requests; `_within_budget` fails one that makes more (a backstop: the
+rules above stop it first). Without a count the backstop is
+REQUESTS_WITHOUT_COUNT.
 """
 
 import hashlib
@@ -42,9 +49,8 @@ log = logging.getLogger("gho_etl.extract")
 
 PAGING = "keyset:Id"
 REQUESTS_WITHOUT_COUNT = 100_000
-# Requests an attempt may make beyond one per counted row: the final count and
-# empty answers at the end of a nextLink chain.
-_SPARE_REQUESTS = 4
+MAX_EMPTY_PIECES = 3
+MAX_LINK_CHARS = 8192
 
 
 class SourceChanged(Exception):
@@ -87,7 +93,7 @@ def new_progress(attempt=1) -> dict:
 
 
 def _new_query(landed_before) -> dict:
-    return {"landed_before": landed_before, "rows": 0, "empty_answers": 0, "links": []}
+    return {"landed_before": landed_before, "rows": 0, "empty_answers": 0, "empty_pieces": 0}
 
 
 class KeysetPager:
@@ -102,6 +108,9 @@ class KeysetPager:
         self.writer = writer
         self.bar = bar
         self.dataset_name = dataset_name
+        # Digests of the URLs asked in the current nextLink chain (kept in memory only: the Id
+        # order check still stops a loop that a resumed run no longer remembers).
+        self._visited = set()
 
     def run(self):
         while self.progress["step"] is not None:
@@ -117,7 +126,7 @@ class KeysetPager:
 
     def _within_budget(self):
         count, made = self.progress["count"], self.progress["requests"]
-        limit = REQUESTS_WITHOUT_COUNT if count is None else count + _SPARE_REQUESTS
+        limit = REQUESTS_WITHOUT_COUNT if count is None else (count + 1) * (MAX_EMPTY_PIECES + 2) + 1
         if made >= limit:
             allowed = "the limit for a source without a count" if count is None else f"its count of {count} rows allows"
             raise self._fail(f"{made} requests and the batch is still not complete, more than {allowed}")
@@ -127,8 +136,8 @@ class KeysetPager:
         progress, query = self.progress, self.progress["query"]
         url = step["url"] or self.indicator_url
         params = None if step["url"] else query_params(self.request, step["after"])
-        if params is not None and not query["links"]:
-            query["links"].append(requests.Request("GET", url, params=params).prepare().url)
+        if params is not None:
+            self._visited = {_digest(requests.Request("GET", url, params=params).prepare().url)}
         page = self.client.get_page(url, params, self.indicator, check=lambda answer: self._believable(answer, step))
         progress["requests"] += 1
         crash_point("extract.page_received")
@@ -208,13 +217,7 @@ class KeysetPager:
     def _next_step(self, step, url, page):
         progress, query = self.progress, self.progress["query"]
         if page.next_link:
-            target = self.client.follow(url, page.next_link, self.indicator)
-            if target in query["links"]:
-                raise self._fail(
-                    f"the API's @odata.nextLink leads back to a page it already sent ({printable(target)})"
-                )
-            query["links"].append(target)
-            return {"kind": "query", "after": step["after"], "url": target}
+            return {"kind": "query", "after": step["after"], "url": self._link(url, page)}
         if progress["count"] is not None:
             if progress["landed"] >= progress["count"]:
                 return {"kind": "total"}
@@ -224,10 +227,26 @@ class KeysetPager:
             query["empty_answers"] += 1
             if query["empty_answers"] >= 2:
                 return None  # the end: two empty answers in a row after the last row
-            query["links"] = []
+            query["empty_pieces"] = 0
             return {"kind": "query", "after": step["after"], "url": None}
         progress["query"] = _new_query(progress["landed"])
         return {"kind": "query", "after": progress["last_id"], "url": None}
+
+    def _link(self, url, page) -> str:
+        """The nextLink to follow, refused when it is foreign, too long, visited, or one empty page too many."""
+        query = self.progress["query"]
+        if len(page.next_link) > MAX_LINK_CHARS:
+            raise self._fail(
+                f"the API's @odata.nextLink is {len(page.next_link)} characters long (at most {MAX_LINK_CHARS})"
+            )
+        target = self.client.follow(url, page.next_link, self.indicator)
+        if _digest(target) in self._visited:
+            raise self._fail(f"the API's @odata.nextLink leads back to a page it already sent ({printable(target)})")
+        self._visited.add(_digest(target))
+        query["empty_pieces"] = 0 if page.count else query["empty_pieces"] + 1
+        if query["empty_pieces"] > MAX_EMPTY_PIECES:
+            raise self._fail(f"the API's @odata.nextLinks led to {query['empty_pieces']} empty pages in a row")
+        return target
 
     # --- the final count ------------------------------------------------------------
     def _confirm_total(self):
@@ -236,6 +255,8 @@ class KeysetPager:
             self.indicator_url, total_params(self.request), self.indicator, check=_requires_count
         )
         progress["requests"] += 1
+        if page.count > page.source_count:
+            raise SourceChanged(f"the API counts {page.source_count} rows but sent {page.count} in one answer")
         if page.source_count != progress["landed"]:
             raise SourceChanged(f"the source counts {page.source_count} rows now, {progress['landed']} landed")
         progress["step"] = None
@@ -252,6 +273,10 @@ class KeysetPager:
 def _requires_count(page):
     if page.source_count is None:
         raise Transient("the API sent no @odata.count this time")
+
+
+def _digest(url) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:32]
 
 
 def _sha256(raw) -> str:

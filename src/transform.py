@@ -117,9 +117,15 @@ class _PageReader:
         if page.get("sha256") and hashlib.sha256(raw).hexdigest() != page["sha256"]:
             raise TransformError(f"landing page {path} is corrupted (its checksum differs from the manifest's)")
         try:
-            return parse_page(raw, self.extra_columns), [], page["rows"]
+            table = parse_page(raw, self.extra_columns)
         except NotFast:
             pass
+        else:
+            if table.num_rows != page["rows"]:
+                raise TransformError(
+                    f"landing page {path} holds {table.num_rows} rows, its manifest says {page['rows']}"
+                )
+            return table, [], page["rows"]
         records = _page_records(path, raw)
         if len(records) != page["rows"]:
             raise TransformError(f"landing page {path} holds {len(records)} rows, its manifest says {page['rows']}")

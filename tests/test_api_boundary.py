@@ -8,12 +8,8 @@ partial applied to the table.
 """
 
 import json
-import re
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import psycopg2
 import pytest
@@ -22,6 +18,16 @@ from src.errors import ExtractError
 from src.extract import MANIFEST, complete_batches, extract_dataset
 from src.storage import Layout
 from tests.api_checks import api_requests, paging_steps
+from tests.odata_servers import (
+    EmptyEndedChains,
+    EmptyLinksWithoutEnd,
+    RowsInACountOfNothing,
+    endless_gzip_name,
+    endless_trailers,
+    header_drip,
+    http_server,
+    raw_server,
+)
 from tests.conftest import PROJECT_ROOT, run_script, write_dataset_config
 from tests.pipeline_checks import leftovers, run_pipeline, scalar, table_checksum
 from utils.gho_samples import generate_rows
@@ -163,44 +169,28 @@ def test_relative_next_links_are_followed(make_settings, stub):
     assert _landed_ids(settings)[1] == list(range(1, 2501))
 
 
-class _EmptyEndedChains(BaseHTTPRequestHandler):
-    """An OData server of our own that pages 400 rows a piece and ends every nextLink chain with an empty piece."""
-
-    protocol_version = "HTTP/1.0"
-    rows = generate_rows(INDICATOR, 1500)
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        split = urlsplit(self.path)
-        params = {k: v[-1] for k, v in parse_qs(split.query).items()}
-        bound = re.search(r"Id gt (\d+)$", params.get("$filter", ""))
-        after = [r for r in self.rows if r["Id"] > (int(bound.group(1)) if bound else 0)]
-        offset = int(params.get("$skiptoken", 0))
-        piece = after[: int(params["$top"])][offset : offset + 400]
-        answer = {"@odata.count": len(after), "value": piece}
-        if piece:
-            answer["@odata.nextLink"] = f"{split.path}?{urlencode(dict(params, **{'$skiptoken': offset + 400}))}"
-        body = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 def test_next_link_chains_that_end_in_an_empty_piece_are_paged_on(make_settings):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EmptyEndedChains)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        settings = make_settings(api_base_url=f"http://127.0.0.1:{server.server_address[1]}/api", page_size=1000)
+    with http_server(EmptyEndedChains) as base_url:
+        settings = make_settings(api_base_url=base_url, page_size=1000)
         result = extract_dataset(settings, settings.datasets[DATASET])
-    finally:
-        server.shutdown()
-        server.server_close()
     assert (result.rows, result.source_count) == (1500, 1500)
     assert _landed_ids(settings)[1] == list(range(1, 1501))
+
+
+def test_empty_pages_linked_without_end_fail_after_a_few(make_settings):
+    with http_server(EmptyLinksWithoutEnd) as base_url:
+        settings = make_settings(api_base_url=base_url)
+        with pytest.raises(ExtractError, match=r"nextLinks led to 4 empty pages in a row"):
+            extract_dataset(settings, settings.datasets[DATASET])
+    assert complete_batches(Layout(settings.data_dir), DATASET) == []
+
+
+def test_rows_sent_with_a_count_of_nothing_are_never_landed(make_settings):
+    with http_server(RowsInACountOfNothing) as base_url:
+        settings = make_settings(api_base_url=base_url)
+        with pytest.raises(ExtractError, match=r"the API counts 0 rows but sent 3 in one answer"):
+            extract_dataset(settings, settings.datasets[DATASET])
+    assert complete_batches(Layout(settings.data_dir), DATASET) == []
 
 
 # --- upstream changes while we page ---------------------------------------------------------
@@ -301,6 +291,19 @@ def test_a_dripping_answer_is_cut_at_the_deadline(make_settings, stub):
     with pytest.raises(ExtractError, match="giving up after 2 attempts: no complete answer within 1s"):
         extract_dataset(settings, settings.datasets[DATASET])
     assert time.monotonic() - started < 4.0
+
+
+@pytest.mark.parametrize(
+    "write", [header_drip, endless_trailers, endless_gzip_name], ids=["headers", "chunked-trailers", "gzip-name"]
+)
+def test_an_answer_held_open_where_no_read_times_out_is_cut_at_the_deadline(make_settings, write):
+    """Bytes keep coming inside urllib3 and http.client, where no check of ours runs between reads."""
+    with raw_server(write, run_for=20) as base_url:
+        settings = make_settings(api_base_url=base_url, http_timeout=1.0, max_attempts=2)
+        started = time.monotonic()
+        with pytest.raises(ExtractError, match="giving up after 2 attempts: no complete answer within 1s"):
+            extract_dataset(settings, settings.datasets[DATASET])
+        assert time.monotonic() - started < 4.0
 
 
 def test_the_scheduler_stops_without_force_while_the_api_drips(config_file_env, stub, tmp_path):

@@ -239,3 +239,32 @@ def test_page_validation_refuses_what_is_not_a_page(body, reason):
     with pytest.raises(Transient) as refused:
         parse_page(body)
     assert reason in refused.value.reason
+
+
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        (b'{"value": [{"Id": 1}, {"Id": 3}, {"Id": 7}]}', None),
+        (b'{"value": [{"Id": 1}, {"Value": "no Id"}]}', "row 2 of a page has no integer Id"),
+        (b'{"value": [{"Id": 1}, {"Id": "2"}]}', "row 2 of a page has no integer Id"),
+        (b'{"value": [{"Id": true}]}', "row 1 of a page has no integer Id"),
+        (b'{"value": [{"Id": 1.5}]}', "row 1 of a page has no integer Id"),
+        (b'{"value": [{"Id": 1}, 7]}', "row 2 of a page has no integer Id"),
+        (b'{"value": [{"Id": 5}, {"Id": 4}]}', "not in ascending Id order (Id 4 after 5)"),
+        (b'{"value": [{"Id": 5}, {"Id": 5}]}', "not in ascending Id order (Id 5 after 5)"),
+        (b'{"value": [{"Id": 99999999999999999999999}, {"Id": 1}]}', "not in ascending Id order"),
+    ],
+)
+def test_page_validation_says_why_rows_cannot_be_paged_by_id(body, problem):
+    page = parse_page(body)
+    if problem is None:
+        assert page.ids_problem is None and (page.first_id, page.last_id) == (1, 7)
+    else:
+        assert problem in page.ids_problem
+
+
+def test_rows_out_of_id_order_fail_the_extract_clearly(make_settings, stub):
+    stub.add_fault("error_body", status=200, body='{"value": [{"Id": 2}, {"Id": 1}]}', path="WHOSIS_000001")
+    settings = make_settings()
+    with pytest.raises(ExtractError, match=r"cannot be paged by Id: its rows are not in ascending Id order"):
+        extract_dataset(settings, _dataset(settings))

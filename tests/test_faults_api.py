@@ -74,7 +74,7 @@ PERSISTENT = [
     pytest.param({"kind": "truncate"}, "giving up after 3 attempts: response is not valid JSON", 3),
     pytest.param({"kind": "empty"}, "giving up after 3 attempts: empty response body", 3),
     pytest.param({"kind": "html"}, "giving up after 3 attempts: response is not valid JSON", 3),
-    pytest.param({"kind": "slow", "seconds": 1.0}, "giving up after 3 attempts: no answer within 0.3s", 3),
+    pytest.param({"kind": "slow", "seconds": 1.0}, "giving up after 3 attempts: no complete answer within 0.3s", 3),
 ]
 
 
