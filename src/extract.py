@@ -15,6 +15,7 @@ MAX_RESTARTS times.
 """
 
 import copy
+import hashlib
 import logging
 import queue
 import threading
@@ -225,12 +226,15 @@ class _PageWriter:
     Each item is a page file (or None) and the progress that lists it: the page
     is renamed into place before the progress naming it, so a crash at any
     moment leaves progress that only lists pages on disk. At most two pages
-    wait in memory.
+    wait in memory. The writer also computes each page's sha256 (off the
+    fetching thread's path) and fills it into every progress it writes, and
+    into the fetching side's pages on close (`fill_digests`).
     """
 
     def __init__(self, batch_dir):
         self.batch_dir = batch_dir
         self.error = None
+        self.digests = {}
         self._items = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._run, name="extract-writer", daemon=True)
         self._thread.start()
@@ -245,6 +249,9 @@ class _PageWriter:
             name, raw, progress = item
             try:
                 if name:
+                    self.digests[name] = hashlib.sha256(raw).hexdigest()
+                self.fill_digests(progress["pages"])
+                if name:
                     write_bytes_atomic(self.batch_dir / name, raw)
                     crash_point("extract.page_written")
                 write_json_atomic(self.batch_dir / PROGRESS, progress)
@@ -255,6 +262,11 @@ class _PageWriter:
     def put(self, name, raw, progress):
         self.check()
         self._items.put((name, raw, copy.deepcopy(progress)))
+
+    def fill_digests(self, pages):
+        for page in pages:
+            if page.get("sha256") is None:
+                page["sha256"] = self.digests[page["file"]]
 
     def check(self):
         if self.error is not None:
@@ -275,3 +287,4 @@ def _fetch_pages(client, dataset, request, batch_dir, progress, bar):
         writer.close(check=False)  # what is queued is still written: progress stays true
         raise
     writer.close()
+    writer.fill_digests(progress["pages"])
