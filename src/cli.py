@@ -24,10 +24,12 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_ALREADY_RUNNING = 3
 
-EPILOG = (
-    "exit codes: 0 success, 1 a phase failed, 2 bad usage or configuration, 3 already running. "
-    "Logs: logs/gho_etl.jsonl (JSON lines)."
+SETTINGS_HELP = (
+    "Settings come from the environment or .env (each one is in .env.example and README's Configuration), "
+    "e.g. GHO_API_BASE_URL, GHO_PAGE_SIZE, GHO_HTTP_TIMEOUT (seconds for a whole answer), GHO_MAX_PAGE_BYTES, "
+    "DATABASE_URL, DATASET_CONFIG_FILE. Logs: gho_etl.jsonl (JSON lines) in GHO_LOG_DIR, default logs/."
 )
+EPILOG = "exit codes: 0 success, 1 a phase failed, 2 bad usage or configuration, 3 already running. " f"{SETTINGS_HELP}"
 
 
 def quiet_broken_pipe():

@@ -141,6 +141,14 @@ def extract_dataset(settings, dataset, client: GhoClient = None) -> ExtractResul
     finally:
         if own_client:
             client.close()
+    if manifest["source_count"] is None:
+        log.warning(
+            "%s: the API sent no @odata.count, so nothing proves batch %s complete but two empty answers "
+            "in a row; a server that answers empty by mistake would cut it short",
+            dataset.name,
+            batch_dir.name,
+            extra={"dataset": dataset.name, "batch_id": batch_dir.name},
+        )
     result = ExtractResult(
         dataset.name,
         batch_dir.name,

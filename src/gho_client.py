@@ -324,7 +324,7 @@ class GhoClient:
         """The decoded body, read before `deadline` and at most `limit` bytes (cut there if `truncate`)."""
         declared = response.headers.get("Content-Length", "")
         if not truncate and declared.isdigit() and int(declared) > limit:
-            raise self._too_large(indicator, limit, f"it declares {int(declared):,} bytes")
+            raise self._too_large(indicator, limit, f"its Content-Length says {int(declared)} bytes")
         raw = response.raw
         pieces, size = [], 0
         try:
@@ -339,7 +339,12 @@ class GhoClient:
                     if truncate:
                         pieces.append(piece)
                         return b"".join(pieces)[:limit]
-                    raise self._too_large(indicator, limit, "it is larger as read")
+                    inflated = raw.tell() <= limit
+                    raise self._too_large(
+                        indicator,
+                        limit,
+                        "it inflates past that as it is decoded" if inflated else "more bytes than that arrived",
+                    )
                 pieces.append(piece)
         except urllib3.exceptions.ReadTimeoutError:
             raise self._late() from None
@@ -351,8 +356,9 @@ class GhoClient:
 
     def _too_large(self, indicator, limit, how):
         return ExtractError(
-            f"indicator {indicator}: an answer exceeds GHO_MAX_PAGE_BYTES={limit} bytes ({how}); "
-            "lower GHO_PAGE_SIZE or raise GHO_MAX_PAGE_BYTES"
+            f"indicator {indicator}: an answer exceeds GHO_MAX_PAGE_BYTES={limit} bytes ({how}): a flood, a "
+            "decompression bomb or rows far longer than GHO's; if the rows really are that long, lower "
+            "GHO_PAGE_SIZE or raise GHO_MAX_PAGE_BYTES"
         )
 
     def _refusal(self, status, response, body, url, indicator):

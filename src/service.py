@@ -17,6 +17,7 @@ from src.cli import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_OK,
+    SETTINGS_HELP,
     add_common_arguments,
     fail,
     prepare,
@@ -42,7 +43,7 @@ def start_main(script_path, argv=None) -> int:
         description="Run every enabled dataset's job (extract -> transform -> load) on its schedule. "
         "By default the scheduler detaches into the background and this command returns at once.",
         epilog="exit codes: 0 started / all jobs succeeded, 1 a job failed (--once) or the scheduler failed to "
-        "start, 2 bad usage or configuration, 3 already running.",
+        "start, 2 bad usage or configuration, 3 already running. " + SETTINGS_HELP,
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--foreground", action="store_true", help="stay attached (for systemd, containers, tmux)")

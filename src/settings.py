@@ -5,6 +5,7 @@
 fault, before any phase has touched the API, the disk or the database.
 """
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,6 +216,8 @@ def _number(variable, text, kind, minimum, maximum=None):
     except (TypeError, ValueError):
         wanted = "a whole number" if kind is int else "a number"
         raise ConfigError(f"{variable}={text!r} is not {wanted}") from None
+    if not math.isfinite(value):  # nan passes every comparison below
+        raise ConfigError(f"{variable}={text!r} is not a finite number")
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
         raise ConfigError(f"{variable}={text!r} must be {bound}")
@@ -240,10 +243,10 @@ def load_settings() -> Settings:
         data_dir=Path(cfg.DATA_DIR).resolve(),
         log_dir=Path(cfg.LOG_DIR).resolve(),
         page_size=_number("GHO_PAGE_SIZE", cfg.GHO_PAGE_SIZE, int, 1, 1_000_000),
-        http_timeout=_number("GHO_HTTP_TIMEOUT", cfg.GHO_HTTP_TIMEOUT, float, 0.1),
+        http_timeout=_number("GHO_HTTP_TIMEOUT", cfg.GHO_HTTP_TIMEOUT, float, 0.1, 86400),
         max_attempts=_number("GHO_MAX_ATTEMPTS", cfg.GHO_MAX_ATTEMPTS, int, 1, 100),
-        backoff_base=_number("GHO_BACKOFF_BASE", cfg.GHO_BACKOFF_BASE, float, 0),
-        backoff_max=_number("GHO_BACKOFF_MAX", cfg.GHO_BACKOFF_MAX, float, 0),
+        backoff_base=_number("GHO_BACKOFF_BASE", cfg.GHO_BACKOFF_BASE, float, 0, 86400),
+        backoff_max=_number("GHO_BACKOFF_MAX", cfg.GHO_BACKOFF_MAX, float, 0, 86400),
         reject_threshold=_number("GHO_REJECT_THRESHOLD", cfg.REJECT_THRESHOLD, float, 0, 1),
         database_url=cfg.DATABASE_URL,
         psql_params=dict(cfg.PSQL_SERVER_PARAMS),

@@ -115,12 +115,14 @@ def test_a_capped_server_never_shrinks_a_replace_table(make_settings, stub, data
     assert _table_facts(database_url) == _facts(rows)
 
 
-def test_a_capped_server_without_a_count_is_paged_until_two_empty_answers(make_settings, stub, database_url):
+def test_a_capped_server_without_a_count_is_paged_until_two_empty_answers(make_settings, stub, database_url, caplog):
     rows = generate_rows(INDICATOR, 2500)
     stub.set_rows(INDICATOR, rows)
     stub.set_mode(cap=1000, no_count=True)
     settings = make_settings(page_size=10000)
     outcomes = run_pipeline(settings)
+    [warning] = [r for r in caplog.records if "sent no @odata.count" in r.getMessage()]
+    assert warning.levelname == "WARNING" and warning.dataset == DATASET
     assert [o.ok for o in outcomes] == [True, True, True], [o.error for o in outcomes]
     assert outcomes[0].summary().startswith(f"extract {DATASET}: 2500 rows (no source count), 0 rejects")
     assert _table_facts(database_url) == _facts(rows)
@@ -336,13 +338,17 @@ def _extract_measured(env):
 
 
 @pytest.mark.parametrize(
-    "fault",
+    "fault, how",
     [
-        pytest.param({"kind": "endless"}, id="endless-body"),
-        pytest.param({"kind": "gzip_bomb", "inflated": 512 * 1024 * 1024}, id="gzip-bomb-512MB"),
+        pytest.param({"kind": "endless"}, "more bytes than that arrived", id="endless-body"),
+        pytest.param(
+            {"kind": "gzip_bomb", "inflated": 512 * 1024 * 1024},
+            "it inflates past that as it is decoded",
+            id="gzip-bomb-512MB",
+        ),
     ],
 )
-def test_a_flood_is_refused_in_bounded_memory(script_env, stub, fault):
+def test_a_flood_is_refused_in_bounded_memory(script_env, stub, fault, how):
     env = dict(script_env, GHO_MAX_PAGE_BYTES=str(8 * 1024 * 1024), GHO_MAX_ATTEMPTS="2")
     stub.set_rows(INDICATOR, generate_rows(INDICATOR, 1200))
     normal, normal_mb = _extract_measured(env)  # the same process on an ordinary answer
@@ -351,11 +357,21 @@ def test_a_flood_is_refused_in_bounded_memory(script_env, stub, fault):
     stub.add_fault(times=100, path=INDICATOR, **fault)
     started = time.monotonic()
     result, peak_mb = _extract_measured(env)
-    _one_error_line(result, DATASET, "exceeds GHO_MAX_PAGE_BYTES=8388608")
+    _one_error_line(result, DATASET, f"exceeds GHO_MAX_PAGE_BYTES=8388608 bytes ({how})")
     # The body is held at most once, plus one joined copy: 8 MiB each, and far from 512 MiB or more.
     assert peak_mb < normal_mb + 48, f"extract peaked at {peak_mb:.0f} MB, {normal_mb:.0f} MB on an ordinary answer"
     assert time.monotonic() - started < 30
     assert len(api_requests(stub)) == 1  # too large is not worth asking again
+
+
+def test_an_answer_that_declares_too_many_bytes_is_refused_before_it_is_read(make_settings, stub):
+    stub.set_rows(INDICATOR, generate_rows(INDICATOR, 1200))  # about 700 KB as one answer
+    settings = make_settings(max_page_bytes=65536)
+    with pytest.raises(
+        ExtractError, match=r"exceeds GHO_MAX_PAGE_BYTES=65536 bytes \(its Content-Length says \d+ bytes\)"
+    ):
+        extract_dataset(settings, settings.datasets[DATASET])
+    assert len(api_requests(stub)) == 1
 
 
 def test_the_default_body_limit_follows_the_page_size(make_settings):

@@ -110,6 +110,13 @@ def test_unreadable_config_file_is_one_line(tmp_path, script_env):
         ("GHO_HTTP_TIMEOUT", "soon", "error: GHO_HTTP_TIMEOUT='soon' is not a number"),
         ("GHO_REJECT_THRESHOLD", "2", "error: GHO_REJECT_THRESHOLD='2' must be between 0 and 1"),
         ("GHO_API_BASE_URL", "ftp://x", "error: GHO_API_BASE_URL='ftp://x' must start with http:// or https://"),
+        ("GHO_REJECT_THRESHOLD", "nan", "error: GHO_REJECT_THRESHOLD='nan' is not a finite number"),
+        ("GHO_HTTP_TIMEOUT", "nan", "error: GHO_HTTP_TIMEOUT='nan' is not a finite number"),
+        ("GHO_HTTP_TIMEOUT", "inf", "error: GHO_HTTP_TIMEOUT='inf' is not a finite number"),
+        ("GHO_HTTP_TIMEOUT", "1e12", "error: GHO_HTTP_TIMEOUT='1e12' must be between 0.1 and 86400"),
+        ("GHO_BACKOFF_BASE", "nan", "error: GHO_BACKOFF_BASE='nan' is not a finite number"),
+        ("GHO_BACKOFF_MAX", "1e9", "error: GHO_BACKOFF_MAX='1e9' must be between 0 and 86400"),
+        ("GHO_MAX_PAGE_BYTES", "10", "error: GHO_MAX_PAGE_BYTES='10' must be between 65536 and 17179869184"),
     ],
 )
 def test_bad_variable_is_one_line(script_env, variable, value, message):
