@@ -264,7 +264,7 @@ class _PageWriter:
                     crash_point("extract.page_written")
                 write_json_atomic(self.batch_dir / PROGRESS, progress)
                 crash_point("extract.page_done")
-            except OSError as exc:
+            except Exception as exc:  # any failure must reach the fetching side, or put() would wait for ever
                 self.error = exc
 
     def put(self, name, raw, progress):
