@@ -157,7 +157,7 @@ def test_next_links_that_cycle_fail_clearly_within_a_few_requests(make_settings,
     stub.set_rows(INDICATOR, generate_rows(INDICATOR, 2500))
     stub.set_mode(max_page_size=700, cycle_links=True)
     settings = make_settings(page_size=100000)
-    with pytest.raises(ExtractError, match="(leads back to a page it already sent|sent rows from Id)"):
+    with pytest.raises(ExtractError, match="@odata.nextLink leads back to a page it already sent"):
         extract_dataset(settings, settings.datasets[DATASET])
     assert len(api_requests(stub)) <= 4
     assert complete_batches(Layout(settings.data_dir), DATASET) == []
