@@ -71,6 +71,7 @@ def _one_error_line(result, *parts):
     assert len(errors) == 1, result.stderr
     for part in parts:
         assert part in errors[0], errors[0]
+    assert errors[0].isprintable(), repr(errors[0])
     assert "Traceback" not in result.stderr + result.stdout
     return errors[0]
 
