@@ -115,9 +115,7 @@ def _ids_problem(ids, typed=False) -> Optional[str]:
     in type. The common case runs in C (`in`, `map`); the loops below only run
     to name the row at fault.
     """
-    if typed and None not in ids:
-        pass
-    else:
+    if not typed or None in ids:
         for position, value in enumerate(ids):
             if not isinstance(value, int) or isinstance(value, bool):
                 return f"row {position + 1} of a page has no integer Id"
@@ -276,7 +274,7 @@ class GhoClient:
         """One answer, redirects followed, all of it within GHO_HTTP_TIMEOUT."""
         with Deadline(self.timeout) as deadline:
             try:
-                body = self._exchange(url, params, indicator, time.monotonic() + self.timeout)
+                body = self._exchange(url, params, indicator, deadline)
             except Transient:
                 if deadline.expired:
                     raise self._late() from None
@@ -306,7 +304,7 @@ class GhoClient:
         raise ExtractError(f"indicator {indicator}: more than {MAX_REDIRECTS} redirects in a row; refusing to go on")
 
     def _send(self, url, params, deadline, indicator):
-        remaining = deadline - time.monotonic()
+        remaining = deadline.remaining()
         if remaining <= 0:
             raise self._late()
         try:
@@ -321,7 +319,7 @@ class GhoClient:
             raise ExtractError(f"indicator {indicator}: request failed: {printable(exc)}") from None
 
     def _read_body(self, response, deadline, limit, truncate=False, indicator=""):
-        """The decoded body, read before `deadline` and at most `limit` bytes (cut there if `truncate`)."""
+        """The decoded body, read within `deadline` and at most `limit` bytes (cut there if `truncate`)."""
         declared = response.headers.get("Content-Length", "")
         if not truncate and declared.isdigit() and int(declared) > limit:
             raise self._too_large(indicator, limit, f"its Content-Length says {int(declared)} bytes")
@@ -329,7 +327,7 @@ class GhoClient:
         pieces, size = [], 0
         try:
             while True:
-                if time.monotonic() > deadline:
+                if deadline.remaining() <= 0:
                     raise self._late()
                 piece = raw.read1(_READ_CHUNK, decode_content=True)
                 if not piece:

@@ -16,6 +16,7 @@ deadline active in its thread when it connects and before each request.
 
 import socket
 import threading
+import time
 
 import requests
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -35,12 +36,18 @@ class Deadline:
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
         self._previous = None
+        self._ends = None
 
     def __enter__(self):
         self._previous = getattr(_active, "deadline", None)
         _active.deadline = self
+        self._ends = time.monotonic() + self.seconds
         self._timer.start()
         return self
+
+    def remaining(self) -> float:
+        """Seconds left (0 once expired), for per-read timeouts that end no later than the deadline."""
+        return 0.0 if self.expired else max(0.0, self._ends - time.monotonic())
 
     def __exit__(self, *exc_info):
         self._timer.cancel()

@@ -180,18 +180,18 @@ def test_next_link_chains_that_end_in_an_empty_piece_are_paged_on(make_settings)
     assert _landed_ids(settings)[1] == list(range(1, 1501))
 
 
-def test_empty_pages_linked_without_end_fail_after_a_few(make_settings):
-    with http_server(EmptyLinksWithoutEnd) as base_url:
+@pytest.mark.parametrize(
+    "handler, message",
+    [
+        (EmptyLinksWithoutEnd, r"nextLinks led to 4 empty pages in a row"),
+        (RowsInACountOfNothing, r"the API counts 0 rows but sent 3 in one answer"),
+    ],
+    ids=["empty-pages-linked-without-end", "rows-in-a-count-of-nothing"],
+)
+def test_a_server_that_contradicts_itself_fails_clearly_and_lands_nothing(make_settings, handler, message):
+    with http_server(handler) as base_url:
         settings = make_settings(api_base_url=base_url)
-        with pytest.raises(ExtractError, match=r"nextLinks led to 4 empty pages in a row"):
-            extract_dataset(settings, settings.datasets[DATASET])
-    assert complete_batches(Layout(settings.data_dir), DATASET) == []
-
-
-def test_rows_sent_with_a_count_of_nothing_are_never_landed(make_settings):
-    with http_server(RowsInACountOfNothing) as base_url:
-        settings = make_settings(api_base_url=base_url)
-        with pytest.raises(ExtractError, match=r"the API counts 0 rows but sent 3 in one answer"):
+        with pytest.raises(ExtractError, match=message):
             extract_dataset(settings, settings.datasets[DATASET])
     assert complete_batches(Layout(settings.data_dir), DATASET) == []
 
