@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from src.errors import ConfigError
@@ -224,6 +225,14 @@ def _number(variable, text, kind, minimum, maximum=None):
     return value
 
 
+def _has_host_and_port(url) -> bool:
+    try:
+        parts = urlsplit(url)
+        return bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port out of range, a broken IPv6 literal
+        return False
+
+
 def load_settings() -> Settings:
     """Read config.config and validate every value."""
     from config import config as cfg
@@ -232,6 +241,8 @@ def load_settings() -> Settings:
         raise ConfigError(cfg.DATASET_CONFIG_ERROR)
     if not re.match(r"^https?://", cfg.GHO_API_BASE_URL):
         raise ConfigError(f"GHO_API_BASE_URL={cfg.GHO_API_BASE_URL!r} must start with http:// or https://")
+    if not _has_host_and_port(cfg.GHO_API_BASE_URL):
+        raise ConfigError(f"GHO_API_BASE_URL={cfg.GHO_API_BASE_URL!r} is not a URL with a host (and a valid port)")
     if cfg.DATABASE_URL and not re.match(r"^postgres(ql)?://", cfg.DATABASE_URL):
         raise ConfigError("DATABASE_URL must be a libpq URI starting with postgresql://")
     log_level = cfg.LOG_LEVEL.upper()

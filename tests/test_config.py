@@ -110,6 +110,21 @@ def test_unreadable_config_file_is_one_line(tmp_path, script_env):
         ("GHO_HTTP_TIMEOUT", "soon", "error: GHO_HTTP_TIMEOUT='soon' is not a number"),
         ("GHO_REJECT_THRESHOLD", "2", "error: GHO_REJECT_THRESHOLD='2' must be between 0 and 1"),
         ("GHO_API_BASE_URL", "ftp://x", "error: GHO_API_BASE_URL='ftp://x' must start with http:// or https://"),
+        (
+            "GHO_API_BASE_URL",
+            "http://h:99999/api",
+            "error: GHO_API_BASE_URL='http://h:99999/api' is not a URL with a host (and a valid port)",
+        ),
+        (
+            "GHO_API_BASE_URL",
+            "http://[::1/api",
+            "error: GHO_API_BASE_URL='http://[::1/api' is not a URL with a host (and a valid port)",
+        ),
+        (
+            "GHO_API_BASE_URL",
+            "http:///api",
+            "error: GHO_API_BASE_URL='http:///api' is not a URL with a host (and a valid port)",
+        ),
         ("GHO_REJECT_THRESHOLD", "nan", "error: GHO_REJECT_THRESHOLD='nan' is not a finite number"),
         ("GHO_HTTP_TIMEOUT", "nan", "error: GHO_HTTP_TIMEOUT='nan' is not a finite number"),
         ("GHO_HTTP_TIMEOUT", "inf", "error: GHO_HTTP_TIMEOUT='inf' is not a finite number"),
