@@ -176,8 +176,8 @@ def apply_query(rows, params, fields):
             if name not in fields or direction not in ("asc", "desc") or len(parts) > 2:
                 raise ODataError(f"invalid $orderby clause {clause!r}")
             rows = sorted(rows, key=lambda row: _sort_key(row.get(name)), reverse=direction == "desc")
-    skip = _non_negative(params, "$skip", 0)
-    top = _non_negative(params, "$top", None)
+    skip = non_negative(params, "$skip", 0)
+    top = non_negative(params, "$top", None)
     rows = rows[skip:] if top is None else rows[skip : skip + top]
     if params.get("$select"):
         selected = [s.strip() for s in params["$select"].split(",") if s.strip()]
@@ -188,7 +188,8 @@ def apply_query(rows, params, fields):
     return rows
 
 
-def _non_negative(params, name, default):
+def non_negative(params, name, default):
+    """$skip or $top as an int (`default` when absent or empty); anything but a whole number >= 0 is a bad query."""
     if params.get(name) in (None, ""):
         return default
     try:
