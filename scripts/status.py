@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src.service import status_main  # noqa: E402
+from src.commands.status import status_main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(status_main())

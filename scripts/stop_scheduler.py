@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src.service import stop_main  # noqa: E402
+from src.commands.stop_scheduler import stop_main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(stop_main())

@@ -14,7 +14,9 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
+from src.contracts.layout import Layout
 from src.errors import DatabaseUnavailable
+from src.text import first_line
 
 log = logging.getLogger("gho_etl.db")
 
@@ -24,11 +26,6 @@ CONNECT_TIMEOUT_S = 10
 # a character it cannot hold, instead of storing "CÃ´te" for "Côte".
 CLIENT_ENCODING = "UTF8"
 MIN_SERVER_VERSION = 150000  # NULLS NOT DISTINCT unique indexes
-
-
-def _first_line(exc) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def describe_dsn(dsn: str) -> str:
@@ -61,7 +58,7 @@ class Database:
 
     @property
     def embedded_dir(self) -> Path:
-        return self.settings.data_dir / "postgres"
+        return Layout(self.settings.data_dir).postgres
 
     def description(self) -> str:
         if self.settings.database_url:
@@ -90,7 +87,7 @@ class Database:
                     self._embedded = pgserver.get_server(self.embedded_dir, cleanup_mode="stop")
             except Exception as exc:  # pgserver raises plain exceptions of many kinds
                 raise DatabaseUnavailable(
-                    f"could not start the embedded PostgreSQL in {self.embedded_dir}: {_first_line(exc)} "
+                    f"could not start the embedded PostgreSQL in {self.embedded_dir}: {first_line(exc)} "
                     f"(see {self.embedded_dir / 'log'})"
                 ) from None
         return self._embedded.get_uri()
@@ -114,7 +111,7 @@ class Database:
                 client_encoding=CLIENT_ENCODING,
             )
         except psycopg2.OperationalError as exc:
-            raise DatabaseUnavailable(f"cannot connect to {self.description()}: {_first_line(exc)}") from None
+            raise DatabaseUnavailable(f"cannot connect to {self.description()}: {first_line(exc)}") from None
         if connection.server_version < MIN_SERVER_VERSION:
             version = connection.server_version
             connection.close()

@@ -1,19 +1,37 @@
-"""The exception tree of gho-etl.
+"""The exception tree of gho-etl: every failure a user can meet, and what it means for a retry.
 
-Every failure a user can meet is one of these, carrying a message that is fit
-to print as the single line a script ends with. Scripts map the classes to exit
-codes (`EXIT_CODE`), so callers can tell a bad configuration from a down API.
+Each class carries a message fit to print as the single line a script ends
+with, its exit code and whether it is transient. The code and the flag live on
+the classes only: scripts map an error to `exit_code`, an orchestrator retries
+exactly the errors whose `transient` is true (a later try may succeed without
+anyone changing anything) and fails the rest at once.
+
+  GhoEtlError                      exit 1
+    ConfigError                    exit 2  bad usage or configuration; nothing was done
+    AlreadyRunning                 exit 3  transient: another process holds the work
+    ExtractError                           the source could not deliver the data
+      IndicatorNotFound                    the source has no such indicator
+      SourceUnavailable                    transient: retries used up, or told to wait long
+      SourceChanged                        transient: the rows changed while they were paged
+    Transient                              transient: one answer worth asking for again
+    TransformError                         a landing batch cannot become staging
+      TooManyRejects
+    LoadError                              a staging batch cannot be applied
+      DatabaseUnavailable                  transient: the database cannot be reached
 """
+
+EXIT_OK = 0
 
 
 class GhoEtlError(Exception):
     """Base class: anything the pipeline reports as a clean one-line failure."""
 
     exit_code = 1
+    transient = False
 
 
 class ConfigError(GhoEtlError):
-    """The configuration is invalid; nothing was done."""
+    """The configuration or the command line is invalid; nothing was done."""
 
     exit_code = 2
 
@@ -22,14 +40,42 @@ class AlreadyRunning(GhoEtlError):
     """Another process holds the lock for this work; nothing was done."""
 
     exit_code = 3
+    transient = True
 
 
 class ExtractError(GhoEtlError):
-    """The API could not deliver the data (after retries, where retrying helps)."""
+    """The source could not deliver the data, and asking again as it is would not help."""
 
 
 class IndicatorNotFound(ExtractError):
-    """The API answered 404 for an indicator code."""
+    """The source answered that an indicator code does not exist (HTTP 404 at GHO)."""
+
+
+class SourceUnavailable(ExtractError):
+    """The source kept failing until the retries were used up, or asked to wait far too long."""
+
+    transient = True
+
+
+class SourceChanged(ExtractError):
+    """The source's rows changed while a batch was paged: the batch starts over (and fails after a few)."""
+
+    transient = True
+
+
+class Transient(GhoEtlError):
+    """One answer worth asking for again: raised and caught inside a source's retry loop.
+
+    A caller's check raises it too, for an answer that is well formed but not
+    believable (an empty page where the source still counts rows).
+    """
+
+    transient = True
+
+    def __init__(self, reason, retry_after=None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class TransformError(GhoEtlError):
@@ -46,3 +92,5 @@ class LoadError(GhoEtlError):
 
 class DatabaseUnavailable(LoadError):
     """The database could not be reached or started."""
+
+    transient = True

@@ -12,7 +12,6 @@ Built on the `schedule` library, with what it lacks for a long-running service:
   Ctrl-C, then lets running phases finish and exits cleanly.
 """
 
-import fcntl
 import logging
 import os
 import signal
@@ -23,24 +22,23 @@ from datetime import datetime, timezone
 
 import schedule
 
+from src.contracts.layout import Layout
+from src.contracts.ledger import read_runs
 from src.errors import AlreadyRunning
-from src.runs import read_history
-from src.storage import write_json_atomic
+from src.locks import try_lock
+from src.storage.files import write_json_atomic
 
 log = logging.getLogger("gho_etl.scheduler")
 
-PID_FILE = "scheduler.pid"
-LOCK_FILE = "scheduler.lock"
-STATE_FILE = "scheduler_state.json"
 MAX_SLEEP_S = 60.0
 
 
 def pid_file(settings):
-    return settings.data_dir / PID_FILE
+    return Layout(settings.data_dir).scheduler_pid
 
 
 def state_file(settings):
-    return settings.data_dir / STATE_FILE
+    return Layout(settings.data_dir).scheduler_state
 
 
 def scheduler_process(settings):
@@ -80,7 +78,7 @@ def register(scheduler, dataset, job):
 def last_successful_loads(database) -> dict:
     """dataset -> finish time of its last successful load, from the run history."""
     return dict(
-        read_history(
+        read_runs(
             database,
             "SELECT dataset, max(finished_at) FROM {} WHERE phase = 'load' AND status = 'succeeded' GROUP BY dataset",
         )
@@ -103,12 +101,8 @@ class Scheduler:
     # --- single instance ---------------------------------------------------------
     def acquire(self):
         """Become the one scheduler of this data directory, or raise AlreadyRunning."""
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(self.settings.data_dir / LOCK_FILE, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
+        handle = try_lock(Layout(self.settings.data_dir).scheduler_lock)
+        if handle is None:
             running = scheduler_process(self.settings)
             pid = running[0] if running else "unknown"
             raise AlreadyRunning(f"scheduler already running (pid {pid})") from None

@@ -13,12 +13,11 @@ from typing import Optional
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from src.contracts.ledger import SYSTEM_TABLES
 from src.errors import ConfigError
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 INDICATOR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
-# Tables the pipeline keeps for itself; a dataset may not load into them.
-RESERVED_TABLES = {"etl_runs", "etl_batches"}
 MODES = ("merge", "replace", "append")
 DEFAULT_SCHEDULE = "every day at 02:00"
 # GHO rows are about 600 bytes of JSON; a few carry long comments.
@@ -129,10 +128,6 @@ class Settings:
         """Largest API answer accepted, sent or decoded: GHO_MAX_PAGE_BYTES, else 4 KiB a row (16 MiB at least)."""
         return self.max_page_bytes or max(DEFAULT_MIN_PAGE_BYTES, self.page_size * DEFAULT_BYTES_PER_ROW)
 
-    @property
-    def uses_embedded_database(self) -> bool:
-        return not self.database_url and not self.psql_params
-
     def select(self, names=None):
         """The datasets to work on: the named ones (enabled or not), else every enabled one."""
         if not names:
@@ -177,7 +172,7 @@ def validate_dataset(name, entry) -> Dataset:
     table = entry.get("table") or name
     if not isinstance(table, str) or not IDENTIFIER.match(table):
         raise _dataset_error(name, "table", f"{table!r} is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*)")
-    if table.lower() in RESERVED_TABLES:
+    if table.lower() in SYSTEM_TABLES:
         raise _dataset_error(name, "table", f"{table!r} is reserved for the pipeline's own use")
     try:
         schedule = parse_schedule(entry.get("schedule") or DEFAULT_SCHEDULE)

@@ -65,3 +65,9 @@ def without_controls(text: str) -> str:
 def one_line(message, limit: int = 2000) -> str:
     """A message of ours (which may quote others' text) as one printable line."""
     return printable(message, limit)
+
+
+def first_line(exc) -> str:
+    """The first line of an exception's message (libraries add hints on later lines), or its type's name."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

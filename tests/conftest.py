@@ -1,16 +1,16 @@
 """Shared fixtures: a real embedded PostgreSQL, a fresh database per test, the GHO stand-in.
 
+Helpers that tests import live in plain modules (`tests/helpers.py`,
+`tests/pipeline_checks.py`, ...), never here.
+
 Nothing here mocks the database or HTTP: tests talk to PostgreSQL 16 started
 by pgserver and to utils/gho_stub.py over a real socket on 127.0.0.1.
 """
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -20,32 +20,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from src.settings import Settings, validate_datasets  # noqa: E402
-from tests.pipeline_checks import create_database, drop_database  # noqa: E402
+from tests.helpers import FOREIGN_ENV, fresh_database  # noqa: E402
 from utils.gho_stub import StubServer  # noqa: E402
-
-SAMPLES_DIR = PROJECT_ROOT.parent / "shared" / "gho_samples"
-requires_samples = pytest.mark.skipif(
-    not SAMPLES_DIR.is_dir(), reason=f"real GHO samples not found at {SAMPLES_DIR} (../shared/gho_samples)"
-)
-# Variables that would point a script at another database or config than the test's.
-_FOREIGN_ENV = (
-    "DATABASE_URL",
-    "PGHOST",
-    "PGPORT",
-    "PGUSER",
-    "PGPASSWORD",
-    "PGDATABASE",
-    "PGSSLMODE",
-    "DATASET_CONFIG_FILE",
-    "GHO_API_BASE_URL",
-    "GHO_DATA_DIR",
-    "GHO_LOG_DIR",
-    "GHO_ENV_FILE",
-)
-
-
-def sample(name):
-    return SAMPLES_DIR / name
 
 
 @pytest.fixture(scope="session")
@@ -59,16 +35,6 @@ def pg_server():
         server = pgserver.get_server(directory / "pgdata", cleanup_mode="delete")
     yield server
     server.cleanup()
-
-
-@contextmanager
-def fresh_database(server, options=""):
-    """A new, empty database on `server` for the block (`options` as in create_database), dropped after."""
-    url = create_database(server, options)
-    try:
-        yield url
-    finally:
-        drop_database(server, url)
 
 
 @pytest.fixture
@@ -119,7 +85,7 @@ def make_settings(tmp_path, stub, database_url):
 @pytest.fixture
 def script_env(tmp_path, stub, database_url):
     """Environment for running scripts as a user would, isolated in tmp_path."""
-    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}
     env.update(
         GHO_API_BASE_URL=stub.base_url,
         DATABASE_URL=database_url,
@@ -132,28 +98,3 @@ def script_env(tmp_path, stub, database_url):
         GHO_PAGE_SIZE="5000",
     )
     return env
-
-
-def run_script(name, *args, env, timeout=120, check=None):
-    """Run scripts/<name> (or another project path) from the project root; return the CompletedProcess."""
-    path = PROJECT_ROOT / name if "/" in name else PROJECT_ROOT / "scripts" / name
-    result = subprocess.run(
-        [sys.executable, str(path), *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check is not None and result.returncode != check:
-        raise AssertionError(
-            f"{name} {' '.join(args)} exited {result.returncode}, expected {check}\n"
-            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-        )
-    return result
-
-
-def write_dataset_config(tmp_path, config):
-    path = tmp_path / "datasets.json"
-    path.write_text(json.dumps(config))
-    return path

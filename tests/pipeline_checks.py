@@ -13,10 +13,10 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from src import schema
+from src.contracts import schema
 from src.db import Database
-from src.pipeline import Runner
-from src.storage import TEMP_PREFIX
+from src.runner import Runner
+from src.storage.files import TEMP_PREFIX
 
 METADATA = (schema.BATCH_COLUMN, schema.LOADED_AT_COLUMN)
 

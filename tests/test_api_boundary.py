@@ -15,8 +15,10 @@ import psycopg2
 import pytest
 
 from src.errors import ExtractError
-from src.extract import MANIFEST, complete_batches, extract_dataset
-from src.storage import Layout
+from src.contracts.landing import MANIFEST
+from src.extract.phase import extract_dataset
+from tests.helpers import complete_batches
+from src.contracts.layout import Layout
 from tests.api_checks import api_requests, paging_steps
 from tests.odata_servers import (
     EmptyEndedChains,
@@ -28,7 +30,7 @@ from tests.odata_servers import (
     http_server,
     raw_server,
 )
-from tests.conftest import PROJECT_ROOT, run_script, write_dataset_config
+from tests.helpers import PROJECT_ROOT, run_script, write_dataset_config
 from tests.pipeline_checks import leftovers, run_pipeline, scalar, table_checksum
 from utils.gho_samples import generate_rows
 from utils.gho_stub import StubServer
@@ -230,7 +232,7 @@ def test_a_source_that_changes_while_paged_is_paged_again(make_settings, stub, d
 
 
 def test_a_source_that_never_holds_still_fails_clearly_and_keeps_the_table(make_settings, stub, database_url):
-    from src.extract import MAX_RESTARTS
+    from src.extract.batches import MAX_RESTARTS
 
     stub.set_rows(INDICATOR, generate_rows(INDICATOR, 3000))
     settings = _replace_settings(make_settings, page_size=1000)

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from src.storage import Layout
-from tests.conftest import run_script, write_dataset_config
+from src.contracts.layout import Layout
+from tests.helpers import run_script, write_dataset_config
 from tests.pipeline_checks import leftovers, run_pipeline, scalar
 from utils.gho_samples import generate_rows
 

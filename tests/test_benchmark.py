@@ -2,7 +2,7 @@
 
 import json
 
-from tests.conftest import run_script
+from tests.helpers import run_script
 
 STEPS = {
     "extract",

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from psycopg2 import sql  # noqa: E402
 
-from src import schema  # noqa: E402
+from src.contracts import schema  # noqa: E402
 
 TABLE = "life_expectancy_at_birth"
 
@@ -50,7 +50,7 @@ def check_table(connection, table=TABLE) -> int:
 def test_life_expectancy_table(script_env, database_url):
     import psycopg2
 
-    from tests.conftest import run_script
+    from tests.helpers import run_script
 
     for phase in ("extract", "transform", "load"):
         run_script(f"start_{phase}.py", env=script_env, check=0)
@@ -62,7 +62,7 @@ def test_life_expectancy_table(script_env, database_url):
 
 
 def main() -> int:
-    from src.cli import quiet_broken_pipe
+    from src.commands.common import quiet_broken_pipe
     from src.db import Database
     from src.errors import GhoEtlError
     from src.settings import load_settings

@@ -8,7 +8,7 @@ import pytest
 
 from src.errors import ConfigError
 from src.settings import parse_schedule, validate_datasets
-from tests.conftest import PROJECT_ROOT, run_script, write_dataset_config
+from tests.helpers import PROJECT_ROOT, run_script, write_dataset_config
 
 
 def test_shipped_datasets():

@@ -19,7 +19,7 @@ import pytest
 
 from src.faultpoints import ENV_VARIABLE, POINTS
 from src.settings import Settings, validate_datasets
-from tests.conftest import PROJECT_ROOT, _FOREIGN_ENV, run_script
+from tests.helpers import PROJECT_ROOT, FOREIGN_ENV, run_script
 from tests.pipeline_checks import (
     batches_not_in_ledger,
     create_database,
@@ -102,7 +102,7 @@ class Trial:
         self.stub = stubs[scenario]
         config_file = tmp_path / "datasets.json"
         config_file.write_text(json.dumps(CONFIG))
-        self.env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV and k != ENV_VARIABLE}
+        self.env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV and k != ENV_VARIABLE}
         self.env.update(
             GHO_API_BASE_URL=self.stub.base_url,
             DATABASE_URL=self.url,

@@ -5,8 +5,8 @@ import re
 import psycopg2
 import pytest
 
-from src.storage import Layout
-from tests.conftest import requires_samples, run_script
+from src.contracts.layout import Layout
+from tests.helpers import requires_samples, run_script
 
 PHASES = ("extract", "transform", "load")
 

@@ -6,12 +6,15 @@ import time
 import pytest
 
 from src.errors import ExtractError, IndicatorNotFound
-from src.extract import MANIFEST, PROGRESS, complete_batches, extract_dataset
-from src.gho_client import Transient, parse_page
-from src.storage import Layout
+from src.contracts.landing import MANIFEST, PROGRESS
+from src.extract.phase import extract_dataset
+from tests.helpers import complete_batches
+from src.errors import Transient
+from src.sources.gho_odata.answer import parse_answer
+from src.contracts.layout import Layout
 from tests.api_checks import api_requests
 from tests.api_checks import paging_steps
-from tests.conftest import requires_samples, run_script
+from tests.helpers import requires_samples, run_script
 from utils.gho_samples import generate_rows
 
 
@@ -186,7 +189,7 @@ def test_unreachable_api_is_one_clear_line(script_env):
 
 @pytest.mark.parametrize("workers", [1, 3])
 def test_datasets_are_extracted_side_by_side_up_to_the_worker_limit(make_settings, stub, workers):
-    from src.pipeline import Runner
+    from src.runner import Runner
 
     codes = ["GEN_A", "GEN_B", "GEN_C"]
     for code in codes:
@@ -218,7 +221,7 @@ def test_datasets_are_extracted_side_by_side_up_to_the_worker_limit(make_setting
     ],
 )
 def test_page_validation_accepts_every_json_page(body, count, next_link):
-    page = parse_page(body)
+    page = parse_answer(body)
     assert (page.raw, page.count, page.next_link) == (body, count, next_link)
 
 
@@ -237,7 +240,7 @@ def test_page_validation_accepts_every_json_page(body, count, next_link):
 )
 def test_page_validation_refuses_what_is_not_a_page(body, reason):
     with pytest.raises(Transient) as refused:
-        parse_page(body)
+        parse_answer(body)
     assert reason in refused.value.reason
 
 
@@ -256,7 +259,7 @@ def test_page_validation_refuses_what_is_not_a_page(body, reason):
     ],
 )
 def test_page_validation_says_why_rows_cannot_be_paged_by_id(body, problem):
-    page = parse_page(body)
+    page = parse_answer(body)
     if problem is None:
         assert page.ids_problem is None and (page.first_id, page.last_id) == (1, 7)
     else:

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from src import schema
-from src.fast_page import NotFast, parse_page
-from src.records import _column_names, records_to_frame, to_arrow
-from tests.conftest import SAMPLES_DIR, requires_samples
+from src.contracts import schema
+from src.transform.arrow_page import NotFast, type_page
+from src.transform.rules import column_names, records_to_frame, to_arrow
+from tests.helpers import SAMPLES_DIR, requires_samples
 from utils.gho_samples import SampleLibrary, generate_rows
 
 
@@ -18,7 +18,7 @@ def _page(rows) -> bytes:
 
 
 def _extra(rows):
-    names = _column_names(list(dict.fromkeys(k for r in rows if isinstance(r, dict) for k in r)))
+    names = column_names(list(dict.fromkeys(k for r in rows if isinstance(r, dict) for k in r)))
     return sorted(n for n in names.values() if n not in schema.CORE_COLUMNS)
 
 
@@ -33,7 +33,7 @@ def test_generated_rows_take_the_fast_path_and_match():
     rows = generate_rows("WHOSIS_000001", 5000)
     rows[7]["Low"] = rows[7]["High"] = None  # a range to read from "Value"
     rows[8].update(Low=None, High=None, NumericValue=None, Value="1 234 [1 000-2 000]")
-    assert parse_page(_page(rows), []).equals(_reference(rows, []))
+    assert type_page(_page(rows), []).equals(_reference(rows, []))
 
 
 @requires_samples
@@ -44,7 +44,7 @@ def test_real_samples_take_the_fast_path_and_match(code):
         pytest.skip(f"no sample of {code} in {SAMPLES_DIR}")
     rows = library.rows(code)
     extra = _extra(rows)
-    assert parse_page(_page(rows), extra).equals(_reference(rows, extra))
+    assert type_page(_page(rows), extra).equals(_reference(rows, extra))
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_anything_unusual_goes_to_the_reference_rules(change):
     rows = generate_rows("WHOSIS_000001", 20)
     rows[3].update(change)
     with pytest.raises(NotFast):
-        parse_page(json.dumps({"value": rows}).encode(), [])
+        type_page(json.dumps({"value": rows}).encode(), [])
 
 
 _text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12)
@@ -106,4 +106,4 @@ def api_rows(draw):
 @given(st.lists(api_rows(), min_size=1, max_size=10))
 def test_fast_path_takes_api_shaped_pages_and_equals_reference(rows):
     extra = _extra(rows)
-    assert parse_page(_page(rows), extra).equals(_reference(rows, extra))
+    assert type_page(_page(rows), extra).equals(_reference(rows, extra))

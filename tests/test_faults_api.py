@@ -9,12 +9,12 @@ import re
 
 import pytest
 
-from src.extract import extract_dataset
-from src.storage import Layout
-from src.transform import transform_dataset
+from src.extract.phase import extract_dataset
+from src.contracts.layout import Layout
+from src.transform.phase import transform_dataset
 from tests.api_checks import api_requests
 from tests.api_checks import paging_steps
-from tests.conftest import run_script, write_dataset_config
+from tests.helpers import run_script, write_dataset_config
 from tests.pipeline_checks import leftovers, run_pipeline, scalar
 from utils.gho_samples import generate_rows
 

@@ -8,8 +8,8 @@ import time
 import psycopg2
 import pytest
 
-from src.storage import Layout
-from tests.conftest import PROJECT_ROOT, run_script, write_dataset_config
+from src.contracts.layout import Layout
+from tests.helpers import PROJECT_ROOT, run_script, write_dataset_config
 from tests.pipeline_checks import batches_not_in_ledger, duplicate_keys, leftovers, scalar, table_checksum
 from utils.gho_samples import generate_rows
 

@@ -14,10 +14,10 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from src import schema
-from src.fast_page import NotFast, parse_page
-from src.records import _column_names, records_to_frame, to_arrow
-from src.transform import _write_rejects
+from src.contracts import schema
+from src.transform.arrow_page import NotFast, type_page
+from src.transform.rules import column_names, records_to_frame, to_arrow
+from src.transform.rejects import reject_line
 
 GOOD, BAD = True, False
 TEXT_FIELDS = [f for f in schema.GHO_FIELDS if schema.snake_case(f) in schema.TEXT_COLUMNS]
@@ -172,16 +172,16 @@ def test_transform_never_crashes_and_rejects_exactly_the_bad_rows(tmp_path_facto
     assert table.column("time_dim").type == schema.CORE_COLUMNS["time_dim"][0]
     # The fast path (what the transform tries first) takes a page only if every row is good,
     # and then gives exactly the reference result.
-    names = _column_names(list(dict.fromkeys(k for r in rows if isinstance(r, dict) for k in r)))
+    names = column_names(list(dict.fromkeys(k for r in rows if isinstance(r, dict) for k in r)))
     extra = sorted(n for n in names.values() if n not in schema.CORE_COLUMNS)
     try:
-        fast = parse_page(json.dumps({"value": rows}).encode(), extra)
+        fast = type_page(json.dumps({"value": rows}).encode(), extra)
     except NotFast:
         pass
     else:
         assert not expected_bad, "the fast path accepted a page with a row to reject"
         assert fast.equals(to_arrow(frame).select(schema.arrow_schema(extra).names))
     path = tmp_path_factory.mktemp("rejects") / "rejects.jsonl"
-    _write_rejects(path, rejected, "b1")
+    path.write_text("".join(reject_line(record, reason, "b1") for record, reason in rejected), encoding="utf-8")
     lines = path.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["reason"] for line in lines] == [reason for _, reason in rejected]

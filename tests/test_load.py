@@ -8,11 +8,11 @@ import pytest
 
 from src.db import Database
 from src.errors import DatabaseUnavailable, LoadError
-from src.extract import extract_dataset
-from src.load import load_dataset
-from src.storage import Layout
-from src.transform import transform_dataset
-from tests.conftest import fresh_database
+from src.extract.phase import extract_dataset
+from src.load.phase import load_dataset
+from src.contracts.layout import Layout
+from src.transform.phase import transform_dataset
+from tests.helpers import fresh_database
 from utils.gho_samples import generate_rows
 
 

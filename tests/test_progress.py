@@ -9,8 +9,8 @@ import subprocess
 import sys
 import termios
 
-from src.progress import Progress
-from tests.conftest import PROJECT_ROOT, run_script
+from src.progress_bar import ProgressBar
+from tests.helpers import PROJECT_ROOT, run_script
 from utils.gho_samples import generate_rows
 
 
@@ -52,9 +52,9 @@ def test_bar_only_on_a_terminal(script_env, stub):
 def test_plain_lines_are_periodic(caplog):
     logger = logging.getLogger("gho_etl.test")
     with caplog.at_level(logging.INFO, logger="gho_etl.test"):
-        with Progress(logger, "work", interval=0.0) as bar:
+        with ProgressBar(logger, "work", interval=0.0) as bar:
             bar.update(5)
             bar.update(7, "page 2")
-        with Progress(logger, "quiet", interval=3600) as bar:
+        with ProgressBar(logger, "quiet", interval=3600) as bar:
             bar.update(5)
     assert [r.getMessage() for r in caplog.records] == ["work: 5 rows so far", "work: 12 rows so far (page 2)"]

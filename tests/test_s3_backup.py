@@ -7,7 +7,7 @@ import tarfile
 import boto3
 import pytest
 
-from tests.conftest import PROJECT_ROOT, run_script
+from tests.helpers import PROJECT_ROOT, run_script
 
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is needed for the S3 tests")
 
@@ -57,7 +57,7 @@ def test_backup_list_restore_round_trip(s3_env, tmp_path):
     target = tmp_path / "restored"
     restored = backup_tool("restore", key, "--to", str(target), env=env, check=0)
     assert "sha256 verified" in restored.stdout
-    for relative in ("src/load.py", "config/config.py", "README.md", ".env.example", "requirements.txt"):
+    for relative in ("src/load/phase.py", "config/config.py", "README.md", ".env.example", "requirements.txt"):
         assert (target / relative).read_bytes() == (PROJECT_ROOT / relative).read_bytes()
     assert not (target / ".env").exists() and not (target / "data").exists() and not (target / "logs").exists()
     assert not list(target.rglob("__pycache__"))

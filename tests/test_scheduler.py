@@ -9,8 +9,8 @@ import time
 import psycopg2
 import pytest
 
-from src.storage import TEMP_PREFIX
-from tests.conftest import PROJECT_ROOT, run_script, write_dataset_config
+from src.storage.files import TEMP_PREFIX
+from tests.helpers import PROJECT_ROOT, run_script, write_dataset_config
 from utils.gho_samples import generate_rows
 
 SCRIPT = str(PROJECT_ROOT / "scripts" / "start_scheduler.py")

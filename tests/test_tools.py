@@ -1,6 +1,6 @@
 """The project's own tools: install_requirements verification, format_code, run_tests."""
 
-from tests.conftest import run_script
+from tests.helpers import run_script
 
 
 def test_install_requirements_verifies_the_real_environment(script_env):

@@ -8,12 +8,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from src import schema
+from src.contracts import schema
 from src.errors import TooManyRejects
-from src.extract import extract_dataset
-from src.storage import Layout
-from src.transform import records_to_frame, transform_dataset
-from tests.conftest import requires_samples, sample
+from src.extract.phase import extract_dataset
+from src.contracts.layout import Layout
+from src.transform.phase import transform_dataset
+from src.transform.rules import records_to_frame
+from tests.helpers import requires_samples, sample
 from utils.gho_samples import generate_rows, read_sample_csv, read_sample_json
 
 

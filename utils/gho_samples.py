@@ -16,7 +16,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from src.schema import GHO_FIELDS  # noqa: E402
+from src.contracts.schema import GHO_FIELDS  # noqa: E402
 
 DEFAULT_SAMPLES_DIR = PROJECT_ROOT.parent / "shared" / "gho_samples"
 

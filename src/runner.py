@@ -9,36 +9,37 @@ one dataset's failure never stops another's.
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Optional
 
+from src import extract, load, transform
+from src.contracts.results import PhaseResult
 from src.errors import GhoEtlError
-from src.extract import extract_dataset
-from src.load import load_dataset
 from src.logs import log_context
-from src.runs import new_run_id
+from src.run_history import new_run_id
 from src.text import one_line
-from src.transform import transform_dataset
 
 log = logging.getLogger("gho_etl.pipeline")
 
-PHASES = ("extract", "transform", "load")
+# Every phase is `run(settings, dataset, database) -> PhaseResult`, in job order.
+PHASE_RUNNERS = {"extract": extract.run, "transform": transform.run, "load": load.run}
+PHASES = tuple(PHASE_RUNNERS)
 
 
 @dataclass
-class PhaseOutcome:
-    dataset: str
-    phase: str
-    ok: bool
-    rows_in: int = 0
-    rows_written: int = 0
-    rows_rejected: int = 0
-    batches: int = 0
+class PhaseOutcome(PhaseResult):
+    """A phase's result as the runner saw it: whether it succeeded, how long it took, and why it failed."""
+
+    dataset: str = ""
+    phase: str = ""
+    ok: bool = False
     seconds: float = 0.0
-    error: str = None
+    error: Optional[str] = None
     exit_code: int = 0
-    details: list = field(default_factory=list)
-    source_count: Optional[int] = None
+
+    @classmethod
+    def failed(cls, dataset, phase, error, exit_code) -> "PhaseOutcome":
+        return cls(dataset=dataset, phase=phase, ok=False, error=error, exit_code=exit_code)
 
     def summary(self) -> str:
         """One line: dataset, rows, rejects, batches, duration (or the error)."""
@@ -53,28 +54,6 @@ class PhaseOutcome:
         return f"{head} {rows}, {self.rows_rejected} rejects, {self.batches} batch(es), {self.seconds:.1f}s"
 
 
-def _measure(phase, results) -> dict:
-    if phase == "extract":
-        return {
-            "rows_in": results.rows,
-            "rows_written": results.rows,
-            "batches": 1,
-            "source_count": results.source_count,
-        }
-    if phase == "transform":
-        return {
-            "rows_in": sum(r.rows_in for r in results),
-            "rows_written": sum(r.rows_out for r in results),
-            "rows_rejected": sum(r.rejected for r in results),
-            "batches": len(results),
-        }
-    return {
-        "rows_in": sum(r.rows_staged for r in results),
-        "rows_written": sum(r.inserted + r.updated for r in results),
-        "batches": len(results),
-    }
-
-
 class Runner:
     """Holds what every phase needs: settings, the database and the run history."""
 
@@ -83,36 +62,23 @@ class Runner:
         self.database = database
         self.history = history
 
-    def _execute(self, phase, dataset):
-        if phase == "extract":
-            return extract_dataset(self.settings, dataset)
-        if phase == "transform":
-            return transform_dataset(self.settings, dataset)
-        if phase == "load":
-            return load_dataset(self.settings, dataset, self.database)
-        raise ValueError(f"unknown phase {phase}")
-
     def run_phase(self, phase, dataset, run_id=None) -> PhaseOutcome:
         run_id = run_id or new_run_id()
         started = time.monotonic()
         with log_context(run_id=run_id, dataset=dataset.name, phase=phase):
             row_id = self.history.start(run_id, dataset.name, phase) if self.history else None
             try:
-                results = self._execute(phase, dataset)
+                result = PHASE_RUNNERS[phase](self.settings, dataset, self.database)
             except GhoEtlError as exc:
-                outcome = PhaseOutcome(dataset.name, phase, False, error=one_line(exc), exit_code=exc.exit_code)
+                outcome = PhaseOutcome.failed(dataset.name, phase, one_line(exc), exc.exit_code)
                 log.error("%s of %s failed: %s", phase, dataset.name, outcome.error)
             except Exception as exc:  # an unexpected bug: keep the traceback in the log file
                 log.exception("%s of %s failed unexpectedly", phase, dataset.name)
-                outcome = PhaseOutcome(
-                    dataset.name,
-                    phase,
-                    False,
-                    error=one_line(f"unexpected {type(exc).__name__}: {exc} (traceback in the log file)"),
-                    exit_code=1,
-                )
+                message = f"unexpected {type(exc).__name__}: {exc} (traceback in the log file)"
+                outcome = PhaseOutcome.failed(dataset.name, phase, one_line(message), 1)
             else:
-                outcome = PhaseOutcome(dataset.name, phase, True, **_measure(phase, results), details=results)
+                shared = {f.name: getattr(result, f.name) for f in fields(PhaseResult)}
+                outcome = PhaseOutcome(dataset=dataset.name, phase=phase, ok=True, **shared)
             outcome.seconds = time.monotonic() - started
             if self.history:
                 self.history.finish(

@@ -1,4 +1,4 @@
-"""The on-disk layout under the data directory, atomic writes and phase locks.
+"""Atomic writes, crash-safe deletes and sweeping on a local disk.
 
 A reader must never see half a file and a killed process must never leave
 anything that blocks the next run, so every file is written to a temporary
@@ -6,49 +6,16 @@ name in the same directory, flushed to disk and renamed into place. Leftover
 temporary files are recognisable by their prefix and swept by the next run.
 """
 
-import fcntl
 import json
 import os
 import shutil
 import tempfile
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
-from src.errors import AlreadyRunning
 from src.faultpoints import crash_point
 
 TEMP_PREFIX = ".tmp-"
-
-
-def new_batch_id() -> str:
-    """A batch id that sorts by creation time, so batches are applied in order."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-
-
-class Layout:
-    """Where each phase keeps its files for a dataset."""
-
-    def __init__(self, data_dir: Path):
-        self.root = Path(data_dir)
-
-    def landing(self, dataset: str) -> Path:
-        return self.root / "landing" / dataset
-
-    def staging(self, dataset: str) -> Path:
-        return self.root / "staging" / dataset
-
-    def rejects(self, dataset: str) -> Path:
-        return self.root / "rejects" / dataset
-
-    def staging_file(self, dataset: str, batch_id: str) -> Path:
-        return self.staging(dataset) / f"{batch_id}.parquet"
-
-    def rejects_file(self, dataset: str, batch_id: str) -> Path:
-        return self.rejects(dataset) / f"{batch_id}.jsonl"
-
-    def lock_file(self, dataset: str, phase: str) -> Path:
-        return self.root / "locks" / f"{dataset}.{phase}.lock"
 
 
 def fsync_dir(path: Path) -> None:
@@ -131,23 +98,3 @@ def remove_tree(path: Path) -> None:
     fsync_dir(path.parent)
     crash_point("storage.tree_renamed")
     shutil.rmtree(doomed, ignore_errors=True)
-
-
-@contextmanager
-def phase_lock(layout: Layout, dataset: str, phase: str):
-    """Hold an exclusive, crash-safe lock for one phase of one dataset.
-
-    flock is released by the kernel when the process dies, so a killed run
-    never leaves a lock that blocks the next one.
-    """
-    path = layout.lock_file(dataset, phase)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AlreadyRunning(f"{phase} of {dataset} is already running in another process") from None
-        yield
-    finally:
-        handle.close()

@@ -2,7 +2,7 @@
 
 A page is parsed by Arrow's JSON reader (C++, no Python object per value) and
 checked with vectorised rules. A page passes only if every row is valid under
-the reference rules of src/records.py; then the result is the same table those
+the reference rules of src/transform/rules.py; then the result is the same table those
 rules would give, only faster. Any page with something unusual (a row to
 reject, a number sent as text, a field name clash, an escaped surrogate) is
 handed to the reference rules whole, so rejects and their reasons always come
@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from src import schema
-from src.records import _GROUPING, _INT32, RANGE_PATTERN, _column_names, _Rejects, _to_timestamp
+from src.contracts import schema
+from src.transform.rules import GROUPING, INT32_MAX, RANGE_PATTERN, RowRejects, column_names, to_timestamp
 
 _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 _CORE_FIELD_TYPES = {field: schema.CORE_COLUMNS[schema.snake_case(field)][0] for field in schema.GHO_FIELDS}
@@ -54,8 +54,8 @@ def _timestamps(array, column, keep_wall_clock):
     distinct = encoded.dictionary.to_pylist()
     new = [text for text in distinct if (column, text) not in _PARSED_DATES]
     if new:
-        rejects = _Rejects(len(new))
-        parsed = _to_timestamp(pd.Series(new, dtype=object), column, rejects, keep_wall_clock)
+        rejects = RowRejects(len(new))
+        parsed = to_timestamp(pd.Series(new, dtype=object), column, rejects, keep_wall_clock)
         if rejects.mask.any():
             raise NotFast(f"{column} holds a value that is not a date-time")
         if len(_PARSED_DATES) > _PARSED_DATES_LIMIT:
@@ -73,7 +73,7 @@ def _required_ok(array) -> bool:
 
 
 def _fill_from_ranges(columns):
-    """Vectorised twin of records._fill_from_ranges."""
+    """Vectorised twin of rules._fill_from_ranges."""
     low, high, value = columns["low"], columns["high"], columns["value"]
     needs = pc.and_(pc.or_(pc.is_null(low), pc.is_null(high)), pc.is_valid(value))
     if not _any(needs):
@@ -84,12 +84,12 @@ def _fill_from_ranges(columns):
         return
     for column, part in (("low", "low"), ("high", "high"), ("numeric_value", "point")):
         text = pc.if_else(matched, pc.struct_field(parts, part), pa.scalar(None, pa.string()))
-        number = pc.cast(pc.replace_substring_regex(text, _GROUPING, ""), pa.float64())
+        number = pc.cast(pc.replace_substring_regex(text, GROUPING, ""), pa.float64())
         current = columns[column]
         columns[column] = pc.if_else(pc.and_(matched, pc.is_null(current)), number, current)
 
 
-def read_whole_page(raw: bytes, parse_options) -> pa.Table:
+def read_page_table(raw: bytes, parse_options) -> pa.Table:
     """A landing page as one Arrow row (its `value` a list), read in one block on the calling thread.
 
     The parsing threads run one page each, so Arrow's own threads would only compete with them.
@@ -101,15 +101,12 @@ def read_whole_page(raw: bytes, parse_options) -> pa.Table:
     )
 
 
-def parse_page(raw: bytes, extra_columns) -> pa.Table:
-    """The page's rows typed as staging (core columns, then `extra_columns`); NotFast if it cannot."""
-    # Looking for one byte runs at memory speed (a page seldom holds a backslash);
-    # the regex, like a search for two bytes, holds the GIL for milliseconds.
-    has_escapes = raw.find(b"\\") != -1
+def _page_records(raw: bytes, has_escapes: bool) -> pa.StructArray:
+    """The page's rows as one Arrow struct array; NotFast unless it is one object with a list of objects."""
     if has_escapes and _SURROGATE_ESCAPE.search(raw):
         raise NotFast("escaped surrogate")
     try:
-        table = read_whole_page(raw, _PARSE_OPTIONS)
+        table = read_page_table(raw, _PARSE_OPTIONS)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise NotFast(str(exc)) from None
     if table.num_rows != 1 or table.column("value").null_count:
@@ -117,8 +114,13 @@ def parse_page(raw: bytes, extra_columns) -> pa.Table:
     records = pc.list_flatten(table.column("value")).combine_chunks()
     if records.null_count:
         raise NotFast("a record is not an object")
+    return records
+
+
+def _columns(records, extra_columns) -> dict:
+    """column -> array for every staging column, as read (absent fields null); NotFast for an unexpected field."""
     fields = [records.type.field(i) for i in range(records.type.num_fields)]
-    names = _column_names([f.name for f in fields])
+    names = column_names([f.name for f in fields])
     if len(set(names.values())) != len(fields):
         raise NotFast("field names clash")
     size = len(records)
@@ -140,12 +142,15 @@ def parse_page(raw: bytes, extra_columns) -> pa.Table:
         columns.setdefault(column, pa.nulls(size, arrow_type))
     for column in extra_columns:
         columns.setdefault(column, pa.nulls(size, pa.string()))
+    return columns
 
-    identifier = columns["id"]
-    if _any(pc.greater(pc.abs(identifier), 2**53)):
+
+def _check_values(columns, extra_columns, may_hold_nul: bool) -> None:
+    """NotFast unless every value passes the reference rules as it is (`time_dim` is narrowed here)."""
+    if _any(pc.greater(pc.abs(columns["id"]), 2**53)):
         raise NotFast("id out of range")
     time_dim = columns["time_dim"]
-    if _any(pc.greater(pc.abs(time_dim), _INT32)):
+    if _any(pc.greater(pc.abs(time_dim), INT32_MAX)):
         raise NotFast("time_dim out of range")
     columns["time_dim"] = pc.cast(time_dim, pa.int32())
     for column in schema.FLOAT_COLUMNS:
@@ -154,11 +159,20 @@ def parse_page(raw: bytes, extra_columns) -> pa.Table:
     for column in schema.REQUIRED:
         if not _required_ok(columns[column]):
             raise NotFast(f"{column} blank")
-    # A NUL reaches a value only as a \u0000 escape or as a raw byte (which JSON forbids in text).
-    if has_escapes or raw.find(b"\x00") != -1:
+    if may_hold_nul:
         for column in schema.TEXT_COLUMNS + list(extra_columns):
             if _any(pc.match_substring(columns[column], "\x00")):
                 raise NotFast(f"{column} holds a NUL byte")
+
+
+def type_page(raw: bytes, extra_columns) -> pa.Table:
+    """The page's rows typed as staging (core columns, then `extra_columns`); NotFast if it cannot."""
+    # Looking for one byte runs at memory speed (a page seldom holds a backslash);
+    # the regex, like a search for two bytes, holds the GIL for milliseconds.
+    has_escapes = raw.find(b"\\") != -1
+    columns = _columns(_page_records(raw, has_escapes), extra_columns)
+    # A NUL reaches a value only as a \u0000 escape or as a raw byte (which JSON forbids in text).
+    _check_values(columns, extra_columns, may_hold_nul=has_escapes or raw.find(b"\x00") != -1)
     for column in schema.INSTANT_COLUMNS:
         columns[column] = _timestamps(columns[column], column, keep_wall_clock=False)
     for column in schema.PERIOD_COLUMNS:

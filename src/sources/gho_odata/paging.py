@@ -40,9 +40,9 @@ import logging
 
 import requests
 
-from src.errors import ExtractError
+from src.contracts.landing import page_file
+from src.errors import ExtractError, SourceChanged, Transient
 from src.faultpoints import crash_point
-from src.gho_client import Transient
 from src.text import printable
 
 log = logging.getLogger("gho_etl.extract")
@@ -51,10 +51,6 @@ PAGING = "keyset:Id"
 REQUESTS_WITHOUT_COUNT = 100_000
 MAX_EMPTY_PIECES = 3
 MAX_LINK_CHARS = 8192
-
-
-class SourceChanged(Exception):
-    """The source's rows changed while the batch was paged: start the batch over."""
 
 
 def query_params(request, after=None) -> dict:
@@ -77,7 +73,7 @@ def total_params(request) -> dict:
     return params
 
 
-def new_progress(attempt=1) -> dict:
+def new_paging_state(attempt=1) -> dict:
     """The paging state of a fresh attempt (kept in progress.json, so a killed run resumes it)."""
     return {
         "version": 2,
@@ -97,14 +93,14 @@ def _new_query(landed_before) -> dict:
 
 
 class KeysetPager:
-    """Fetches the pages of one attempt; each accepted answer goes to `writer.put` with the progress naming it."""
+    """Fetches the pages of one attempt; each accepted answer goes to `writer.put` with the state naming it."""
 
-    def __init__(self, client, request, progress, writer, bar, dataset_name):
+    def __init__(self, client, request, state, writer, bar, dataset_name):
         self.client = client
         self.request = request
         self.indicator = request["indicator"]
         self.indicator_url = client.indicator_url(self.indicator)
-        self.progress = progress
+        self.state = state
         self.writer = writer
         self.bar = bar
         self.dataset_name = dataset_name
@@ -113,19 +109,19 @@ class KeysetPager:
         self._visited = set()
 
     def run(self):
-        while self.progress["step"] is not None:
+        while self.state["step"] is not None:
             self.writer.check()
             self._within_budget()
-            if self.progress["step"]["kind"] == "total":
+            if self.state["step"]["kind"] == "total":
                 self._confirm_total()
             else:
-                self._fetch(self.progress["step"])
+                self._fetch(self.state["step"])
 
     def _fail(self, problem) -> ExtractError:
         return ExtractError(f"indicator {self.indicator}: {problem}")
 
     def _within_budget(self):
-        count, made = self.progress["count"], self.progress["requests"]
+        count, made = self.state["count"], self.state["requests"]
         limit = REQUESTS_WITHOUT_COUNT if count is None else (count + 1) * (MAX_EMPTY_PIECES + 2) + 1
         if made >= limit:
             allowed = "the limit for a source without a count" if count is None else f"its count of {count} rows allows"
@@ -133,20 +129,20 @@ class KeysetPager:
 
     # --- one keyset request, or one piece of its nextLink chain ---------------------
     def _fetch(self, step):
-        progress, query = self.progress, self.progress["query"]
+        state, query = self.state, self.state["query"]
         url = step["url"] or self.indicator_url
         params = None if step["url"] else query_params(self.request, step["after"])
         if params is not None:
             self._visited = {_digest(requests.Request("GET", url, params=params).prepare().url)}
-        page = self.client.get_page(url, params, self.indicator, check=lambda answer: self._believable(answer, step))
-        progress["requests"] += 1
+        page = self.client.get_answer(url, params, self.indicator, check=lambda answer: self._believable(answer, step))
+        state["requests"] += 1
         crash_point("extract.page_received")
         self._check_order(page)
         self._check_count(page)
         name = None
         if page.count:
-            name = f"page-{len(progress['pages']):05d}.json"
-            progress["pages"].append(
+            name = page_file(len(state["pages"]))
+            state["pages"].append(
                 {
                     "file": name,
                     "rows": page.count,
@@ -155,27 +151,27 @@ class KeysetPager:
                     "last_id": page.last_id,
                 }
             )
-            progress["landed"] += page.count
-            progress["last_id"] = page.last_id
+            state["landed"] += page.count
+            state["last_id"] = page.last_id
             query["rows"] += page.count
-        progress["step"] = self._next_step(step, url, page)
-        if progress["step"] is None and not progress["pages"]:
+        state["step"] = self._next_step(step, url, page)
+        if state["step"] is None and not state["pages"]:
             name = self._land_empty(page)
-        self.writer.put(name, page.raw, progress)
-        self.bar.update(page.count, f"page {len(progress['pages'])}")
+        self.writer.put(name, page.raw, state)
+        self.bar.update(page.count, f"page {len(state['pages'])}")
         log.debug(
             "%s: %d rows (%d so far, source count %s)",
             self.dataset_name,
             page.count,
-            progress["landed"],
-            progress["count"],
+            state["landed"],
+            state["count"],
             extra={"dataset": self.dataset_name, "rows": page.count},
         )
 
     def _believable(self, page, step):
         """Raise Transient for an answer that contradicts the source's count (retried, like GHO's empty answers)."""
-        progress = self.progress
-        if progress["count"] is None:
+        state = self.state
+        if state["count"] is None:
             if page.count == 0 and page.source_count:
                 raise Transient(f"the API answered no rows but counts {page.source_count}")
             return
@@ -183,7 +179,7 @@ class KeysetPager:
             return  # a piece of a nextLink chain may be empty: the chain ends, the next request goes on
         if page.source_count is None:
             raise Transient("the API sent no @odata.count this time")
-        remaining = progress["count"] - progress["landed"]
+        remaining = state["count"] - state["landed"]
         if page.count == 0 and remaining > 0:
             raise Transient(f"the API answered no rows where its count says {remaining} remain")
 
@@ -193,7 +189,7 @@ class KeysetPager:
                 f"the API's answer cannot be paged by Id: {page.ids_problem} "
                 "(keyset paging needs every row's integer Id, in ascending order for $orderby=Id)"
             )
-        last = self.progress["last_id"]
+        last = self.state["last_id"]
         if page.count and last is not None and page.first_id <= last:
             raise self._fail(
                 f"the API sent rows from Id {page.first_id} again after rows up to Id {last} had landed "
@@ -201,40 +197,40 @@ class KeysetPager:
             )
 
     def _check_count(self, page):
-        progress, query = self.progress, self.progress["query"]
+        state, query = self.state, self.state["query"]
         if page.source_count is None:
             return
-        if progress["count"] is None:
-            if progress["landed"] == 0 and query["landed_before"] == 0:
-                progress["count"] = page.source_count  # the target of this attempt
+        if state["count"] is None:
+            if state["landed"] == 0 and query["landed_before"] == 0:
+                state["count"] = page.source_count  # the target of this attempt
             return
         counted_now = query["landed_before"] + page.source_count
-        if counted_now != progress["count"]:
-            raise SourceChanged(f"the source counted {progress['count']} rows, then {counted_now}")
-        if progress["landed"] + page.count > progress["count"]:
-            raise SourceChanged(f"the API sent more rows than its count of {progress['count']}")
+        if counted_now != state["count"]:
+            raise SourceChanged(f"the source counted {state['count']} rows, then {counted_now}")
+        if state["landed"] + page.count > state["count"]:
+            raise SourceChanged(f"the API sent more rows than its count of {state['count']}")
 
     def _next_step(self, step, url, page):
-        progress, query = self.progress, self.progress["query"]
+        state, query = self.state, self.state["query"]
         if page.next_link:
             return {"kind": "query", "after": step["after"], "url": self._link(url, page)}
-        if progress["count"] is not None:
-            if progress["landed"] >= progress["count"]:
+        if state["count"] is not None:
+            if state["landed"] >= state["count"]:
                 return {"kind": "total"}
-            progress["query"] = _new_query(progress["landed"])
-            return {"kind": "query", "after": progress["last_id"], "url": None}
+            state["query"] = _new_query(state["landed"])
+            return {"kind": "query", "after": state["last_id"], "url": None}
         if query["rows"] == 0:
             query["empty_answers"] += 1
             if query["empty_answers"] >= 2:
                 return None  # the end: two empty answers in a row after the last row
             query["empty_pieces"] = 0
             return {"kind": "query", "after": step["after"], "url": None}
-        progress["query"] = _new_query(progress["landed"])
-        return {"kind": "query", "after": progress["last_id"], "url": None}
+        state["query"] = _new_query(state["landed"])
+        return {"kind": "query", "after": state["last_id"], "url": None}
 
     def _link(self, url, page) -> str:
         """The nextLink to follow, refused when it is foreign, too long, visited, or one empty page too many."""
-        query = self.progress["query"]
+        query = self.state["query"]
         if len(page.next_link) > MAX_LINK_CHARS:
             raise self._fail(
                 f"the API's @odata.nextLink is {len(page.next_link)} characters long (at most {MAX_LINK_CHARS})"
@@ -250,23 +246,23 @@ class KeysetPager:
 
     # --- the final count ------------------------------------------------------------
     def _confirm_total(self):
-        progress = self.progress
-        page = self.client.get_page(
+        state = self.state
+        page = self.client.get_answer(
             self.indicator_url, total_params(self.request), self.indicator, check=_requires_count
         )
-        progress["requests"] += 1
+        state["requests"] += 1
         if page.count > page.source_count:
             raise SourceChanged(f"the API counts {page.source_count} rows but sent {page.count} in one answer")
-        if page.source_count != progress["landed"]:
-            raise SourceChanged(f"the source counts {page.source_count} rows now, {progress['landed']} landed")
-        progress["step"] = None
-        name = self._land_empty(page) if not progress["pages"] else None
-        self.writer.put(name, page.raw, progress)
+        if page.source_count != state["landed"]:
+            raise SourceChanged(f"the source counts {page.source_count} rows now, {state['landed']} landed")
+        state["step"] = None
+        name = self._land_empty(page) if not state["pages"] else None
+        self.writer.put(name, page.raw, state)
 
     def _land_empty(self, page) -> str:
         """An empty batch keeps the answer that proved it empty, so transform has a page to read."""
-        name = "page-00000.json"
-        self.progress["pages"].append({"file": name, "rows": 0, "sha256": None})
+        name = page_file(0)
+        self.state["pages"].append({"file": name, "rows": 0, "sha256": None})
         return name
 
 

@@ -18,24 +18,19 @@ at once with a message that names the indicator. Text the server wrote reaches
 a message only through `printable`.
 """
 
-import itertools
-import json
 import logging
-import operator
 import random
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Optional
 from urllib.parse import urljoin, urlsplit
 
-import msgspec
 import requests
 import urllib3
 
-from src.errors import ExtractError, IndicatorNotFound
-from src.http_deadline import Deadline, mount_deadline_adapters
+from src.errors import ExtractError, IndicatorNotFound, SourceUnavailable, Transient
+from src.sources.gho_odata.answer import Answer, parse_answer
+from src.sources.gho_odata.http_deadline import Deadline, mount_deadline_adapters
 from src.text import printable
 
 log = logging.getLogger("gho_etl.api")
@@ -49,47 +44,6 @@ _READ_CHUNK = 1 << 20
 _ERROR_BODY_BYTES = 64 * 1024
 _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-@dataclass
-class Page:
-    """One validated API response: the exact bytes it arrived as and what paging needs of it.
-
-    `ids_problem` is None when every row carries an integer `Id` and the Ids
-    ascend strictly; otherwise it says what is wrong, for the caller to refuse.
-    """
-
-    raw: bytes
-    count: int
-    next_link: Optional[str] = None
-    source_count: Optional[int] = None
-    first_id: Optional[int] = None
-    last_id: Optional[int] = None
-    ids_problem: Optional[str] = None
-
-
-class _RowKey(msgspec.Struct):
-    Id: Optional[int] = None
-
-
-class _PageShape(msgspec.Struct):
-    """What paging needs from a response; the rest of each row is checked to be JSON, not decoded."""
-
-    value: list[_RowKey]
-    next_link: Optional[str] = msgspec.field(default=None, name="@odata.nextLink")
-    source_count: Optional[int] = msgspec.field(default=None, name="@odata.count")
-
-
-_PAGE_DECODER = msgspec.json.Decoder(_PageShape)
-
-
-class Transient(Exception):
-    """An answer worth asking for again (raised inside the retry loop, also by a caller's check)."""
-
-    def __init__(self, reason, retry_after=None):
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 def _retry_after_seconds(header):
@@ -106,77 +60,6 @@ def _retry_after_seconds(header):
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-def _ids_problem(ids, typed=False) -> Optional[str]:
-    """Why `ids` cannot be paged by (None when all are integers in strictly ascending order).
-
-    `typed`: msgspec decoded them as `Optional[int]`, so only None can be wrong
-    in type. The common case runs in C (`in`, `map`); the loops below only run
-    to name the row at fault.
-    """
-    if not typed or None in ids:
-        for position, value in enumerate(ids):
-            if not isinstance(value, int) or isinstance(value, bool):
-                return f"row {position + 1} of a page has no integer Id"
-    if all(map(operator.lt, ids, itertools.islice(ids, 1, None))):
-        return None
-    for position in range(1, len(ids)):
-        if ids[position] <= ids[position - 1]:
-            return f"its rows are not in ascending Id order (Id {ids[position]} after {ids[position - 1]})"
-    return None
-
-
-def _page(body, value_ids, next_link, source_count, typed=False) -> Page:
-    if source_count is not None and (
-        not isinstance(source_count, int) or isinstance(source_count, bool) or source_count < 0
-    ):
-        raise Transient("response's @odata.count is not a row count")
-    if next_link is not None and not isinstance(next_link, str):
-        raise Transient("response's @odata.nextLink is not a link")
-    return Page(
-        raw=body,
-        count=len(value_ids),
-        next_link=next_link,
-        source_count=source_count,
-        first_id=value_ids[0] if value_ids else None,
-        last_id=value_ids[-1] if value_ids else None,
-        ids_problem=_ids_problem(value_ids, typed),
-    )
-
-
-def parse_page(body: bytes) -> Page:
-    """Validate a response body as an OData page; raise Transient when it is not one.
-
-    msgspec checks the JSON syntax and reads each row's Id without building a
-    Python object per value, at several hundred MB/s; typing the rows is the
-    transform's job. The few bodies it turns down (a lone surrogate escape,
-    which GHO text may hold, rows that are not objects, no `value` list) and
-    text that is not UTF-8 go through the json module, which accepts the first
-    and words the error for the rest.
-    """
-    try:
-        shape = _PAGE_DECODER.decode(body)
-        if body.isascii() or _is_utf8(body):
-            return _page(body, [row.Id for row in shape.value], shape.next_link, shape.source_count, typed=True)
-    except msgspec.DecodeError:
-        pass
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        raise Transient(f"response is not valid JSON ({len(body)} bytes: {printable(body, 60)!r})") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("value"), list):
-        raise Transient("response JSON has no 'value' list")
-    ids = [row.get("Id") if isinstance(row, dict) else None for row in payload["value"]]
-    return _page(body, ids, payload.get("@odata.nextLink"), payload.get("@odata.count"))
-
-
-def _is_utf8(body: bytes) -> bool:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def origin_of(url: str):
@@ -227,7 +110,7 @@ class GhoClient:
         """Seconds to wait before attempt `attempt + 1` (exponential, jittered, honouring Retry-After)."""
         return self._delay(attempt, retry_after, indicator)
 
-    def get_page(self, url: str, params: dict, indicator: str, check=None) -> Page:
+    def get_answer(self, url: str, params: dict, indicator: str, check=None) -> Answer:
         """GET one page, retrying transient failures; raise ExtractError when it cannot.
 
         `check(page)` may raise Transient for an answer that is well formed but
@@ -242,7 +125,7 @@ class GhoClient:
                 return page
             except Transient as problem:
                 if attempt == self.max_attempts:
-                    raise ExtractError(
+                    raise SourceUnavailable(
                         f"indicator {indicator}: giving up after {attempt} attempts: {problem.reason}"
                     ) from None
                 delay = self._delay(attempt, problem.retry_after, indicator)
@@ -264,13 +147,13 @@ class GhoClient:
         if retry_after is None:
             return jittered
         if retry_after > max(self.backoff_max, 1.0) * 5:
-            raise ExtractError(
+            raise SourceUnavailable(
                 f"indicator {indicator}: the API asks to wait {retry_after:.0f}s (Retry-After), "
                 f"far beyond GHO_BACKOFF_MAX={self.backoff_max:g}s; try again later"
             )
         return max(retry_after, jittered)
 
-    def _get_once(self, url, params, indicator) -> Page:
+    def _get_once(self, url, params, indicator) -> Answer:
         """One answer, redirects followed, all of it within GHO_HTTP_TIMEOUT."""
         with Deadline(self.timeout) as deadline:
             try:
@@ -283,7 +166,7 @@ class GhoClient:
                 raise self._late()
         if not body.strip():
             raise Transient("empty response body")
-        return parse_page(body)
+        return parse_answer(body)
 
     def _late(self):
         return Transient(f"no complete answer within {self.timeout:g}s")

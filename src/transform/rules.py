@@ -2,7 +2,7 @@
 
 `records_to_frame` accepts anything the API might send and never raises: each
 row is either typed into the staging columns or rejected with a reason. The
-fast page parser (src/fast_page.py) must give exactly the same result on the
+fast path (src/transform/arrow_page.py) must give exactly the same result on the
 pages it accepts, and hands every other page to these rules.
 """
 
@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from src import schema
+from src.contracts import schema
 
 # Numbers as GHO prints them in "Value": "1 234.5", "63.2". ASCII digits only,
 # so the same pattern means the same thing to Python's re and to RE2 (Arrow).
-_GROUPING = "[ \u00a0\u202f]"  # literal characters: RE2 has no \\u escapes
-_NUMBER = rf"-?[0-9]{{1,3}}(?:{_GROUPING}[0-9]{{3}})+(?:\.[0-9]+)?|-?[0-9]+(?:\.[0-9]+)?"
+GROUPING = "[ \u00a0\u202f]"  # literal characters: RE2 has no \\u escapes
+_NUMBER = rf"-?[0-9]{{1,3}}(?:{GROUPING}[0-9]{{3}})+(?:\.[0-9]+)?|-?[0-9]+(?:\.[0-9]+)?"
 _SPACE = "[ \t\u00a0\u202f]*"
 _DASH = "[-\u2013]"
 RANGE_PATTERN = (
@@ -27,10 +27,10 @@ RANGE_PATTERN = (
 )
 # A zone designator, only where it follows a time of day ("2020-02-15" ends in "-15" too).
 _OFFSET_SUFFIX = r"(?P<time>\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
-_INT32 = 2**31 - 1
+INT32_MAX = 2**31 - 1
 
 
-class _Rejects:
+class RowRejects:
     """The first reason each row is rejected for, by position."""
 
     def __init__(self, size):
@@ -50,7 +50,7 @@ class _Rejects:
         return pd.notna(self.reasons)
 
 
-def _column_names(fields):
+def column_names(fields):
     """GHO field -> column, making any clash between fields' snake_case names unique."""
     names, used = {}, set()
     for field in fields:
@@ -84,7 +84,7 @@ def _as_text(series: pd.Series) -> pd.Series:
     return pd.Series([convert(v) for v in series], index=series.index, dtype=object)
 
 
-def _is_unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
     if text.isascii():
         return True
     try:
@@ -97,9 +97,9 @@ def _is_unicode(text: str) -> bool:
 def _not_unicode(value) -> bool:
     """True for text (or nested JSON) that cannot be stored as UTF-8."""
     if isinstance(value, str):
-        return not _is_unicode(value)
+        return not is_unicode(value)
     if isinstance(value, (dict, list)):
-        return not _is_unicode(json.dumps(value, ensure_ascii=False))
+        return not is_unicode(json.dumps(value, ensure_ascii=False))
     return False
 
 
@@ -128,7 +128,7 @@ def _to_int(series, column, rejects, limit):
     return result
 
 
-def _to_timestamp(series, column, rejects, keep_wall_clock):
+def to_timestamp(series, column, rejects, keep_wall_clock):
     """ISO 8601 text -> UTC timestamps.
 
     An instant (`date`) is converted exactly. A period boundary keeps its
@@ -149,7 +149,7 @@ def _to_timestamp(series, column, rejects, keep_wall_clock):
 
 
 def _parse_number_text(text: pd.Series) -> pd.Series:
-    cleaned = text.str.replace(_GROUPING, "", regex=True)
+    cleaned = text.str.replace(GROUPING, "", regex=True)
     return pd.to_numeric(cleaned, errors="coerce").astype("float64")
 
 
@@ -169,16 +169,11 @@ def _fill_from_ranges(frame: pd.DataFrame) -> None:
         frame.loc[target, column] = _parse_number_text(parsed.loc[target, part]).to_numpy()
 
 
-def records_to_frame(records: list):
-    """Type and validate raw GHO records.
-
-    Returns (frame, rejects): the frame holds the valid rows with the staging
-    columns (core first, then any new fields as text); rejects is a list of
-    (record, reason) for the rest.
-    """
+def _raw_frame(records: list):
+    """(the records as object columns named as staging names them, which records are objects)."""
     is_object = np.array([isinstance(record, dict) for record in records], dtype=bool)
     fields = list(dict.fromkeys(str(k) for record, ok in zip(records, is_object) if ok for k in record))
-    names = _column_names(fields)
+    names = column_names(fields)
     # Built column by column as object arrays: no type inference can fail on
     # whatever the API sends (pandas would choke on a lone surrogate).
     raw = pd.DataFrame(
@@ -190,13 +185,11 @@ def records_to_frame(records: list):
         },
         index=pd.RangeIndex(len(records)),
     )
-    rejects = _Rejects(len(raw))
-    rejects.add(~is_object, "record is not a JSON object")
-    for column in raw.columns:
-        broken = raw[column].map(_not_unicode).to_numpy(dtype=bool)
-        if broken.any():
-            rejects.add(broken, f"{column} is not valid Unicode text (it holds a lone surrogate)")
-            raw.loc[broken, column] = None
+    return raw, is_object
+
+
+def _typed_frame(raw: pd.DataFrame, rejects: RowRejects):
+    """(every staging column typed from `raw`, the extra columns); a value that cannot be typed is rejected."""
     frame = pd.DataFrame(index=raw.index)
 
     def source(column):
@@ -207,17 +200,35 @@ def records_to_frame(records: list):
     for column in schema.TEXT_COLUMNS:
         frame[column] = _as_text(source(column))
     frame["id"] = _to_int(source("id"), "id", rejects, 2**53)
-    frame["time_dim"] = _to_int(source("time_dim"), "time_dim", rejects, _INT32)
+    frame["time_dim"] = _to_int(source("time_dim"), "time_dim", rejects, INT32_MAX)
     for column in schema.FLOAT_COLUMNS:
         frame[column] = _to_float(source(column), column, rejects)
     for column in schema.INSTANT_COLUMNS:
-        frame[column] = _to_timestamp(source(column), column, rejects, keep_wall_clock=False)
+        frame[column] = to_timestamp(source(column), column, rejects, keep_wall_clock=False)
     for column in schema.PERIOD_COLUMNS:
-        frame[column] = _to_timestamp(source(column), column, rejects, keep_wall_clock=True)
+        frame[column] = to_timestamp(source(column), column, rejects, keep_wall_clock=True)
     extra = sorted(c for c in raw.columns if c not in schema.CORE_COLUMNS)
     for column in extra:
         frame[column] = _as_text(source(column))
+    return frame, extra
 
+
+def records_to_frame(records: list):
+    """Type and validate raw GHO records.
+
+    Returns (frame, rejects): the frame holds the valid rows with the staging
+    columns (core first, then any new fields as text); rejects is a list of
+    (record, reason) for the rest.
+    """
+    raw, is_object = _raw_frame(records)
+    rejects = RowRejects(len(raw))
+    rejects.add(~is_object, "record is not a JSON object")
+    for column in raw.columns:
+        broken = raw[column].map(_not_unicode).to_numpy(dtype=bool)
+        if broken.any():
+            rejects.add(broken, f"{column} is not valid Unicode text (it holds a lone surrogate)")
+            raw.loc[broken, column] = None
+    frame, extra = _typed_frame(raw, rejects)
     for column in schema.REQUIRED:
         blank = frame[column].map(lambda v: v is None or not v.strip()).to_numpy(dtype=bool)
         rejects.add(blank, f"missing {column}")
@@ -231,15 +242,6 @@ def records_to_frame(records: list):
     _fill_from_ranges(frame)
     frame = frame[list(schema.CORE_COLUMNS) + extra]
     return frame, rejected
-
-
-def deduplicate(frame: pd.DataFrame):
-    """Keep one row per natural key: the one with the latest `date` (later rows win ties)."""
-    if frame.empty:
-        return frame, 0
-    ordered = frame.sort_values("date", kind="stable", na_position="first")
-    unique = ordered.drop_duplicates(list(schema.NATURAL_KEY), keep="last").sort_index()
-    return unique.reset_index(drop=True), len(frame) - len(unique)
 
 
 def to_arrow(frame: pd.DataFrame) -> pa.Table:

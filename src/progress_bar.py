@@ -1,4 +1,4 @@
-"""Progress for long work: a tqdm bar on a terminal, periodic plain log lines elsewhere.
+"""A progress bar for long work: a tqdm bar on a terminal, periodic plain log lines elsewhere.
 
 Logs and CI output must stay readable, so a bar (with its carriage returns) is
 only drawn when stderr is a terminal; otherwise a line is logged at most every
@@ -12,7 +12,7 @@ import time
 PLAIN_INTERVAL_S = 10.0
 
 
-class Progress:
+class ProgressBar:
     def __init__(self, logger: logging.Logger, description: str, unit="rows", total=None, interval=PLAIN_INTERVAL_S):
         self.logger = logger
         self.description = description

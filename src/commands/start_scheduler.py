@@ -1,0 +1,135 @@
+"""`scripts/start_scheduler.py`: run every enabled dataset's job on its schedule (detached, foreground, once)."""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from src.commands.common import (
+    EXIT_ALREADY_RUNNING,
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    SETTINGS_HELP,
+    add_dataset_arguments,
+    command,
+    fail,
+    report,
+    runner_for,
+)
+from src.errors import EXIT_OK, AlreadyRunning
+from src.logs import LOG_FILE_NAME
+from src.scheduler import Scheduler, scheduler_process
+
+START_WAIT_S = 30.0
+# Marks the background process `_detach` starts. An environment variable, not a hidden option:
+# argparse would take a user's `--detach` as an abbreviation of it and run attached.
+_DETACHED_CHILD = "_GHO_ETL_SCHEDULER_CHILD"
+
+
+def _at_least_one(text) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="start_scheduler.py",
+        description="Run every enabled dataset's job (extract -> transform -> load) on its schedule. "
+        "By default the scheduler detaches into the background and this command returns at once.",
+        epilog="exit codes: 0 started / all jobs succeeded, 1 a job failed (--once) or the scheduler failed to "
+        "start, 2 bad usage or configuration, 3 already running. " + SETTINGS_HELP,
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--foreground", action="store_true", help="stay attached (for systemd, containers, tmux)")
+    mode.add_argument("--once", action="store_true", help="run every enabled job once now, then exit")
+    parser.add_argument("--run-now", action="store_true", help="run every job at start, then keep to the schedule")
+    parser.add_argument(
+        "--workers", type=_at_least_one, default=2, help="jobs that may run at the same time (default 2)"
+    )
+    add_dataset_arguments(parser)
+    return parser
+
+
+def start_main(script_path, argv=None) -> int:
+    parser = _parser()
+
+    def body(invocation):
+        args, settings, datasets = invocation.args, invocation.settings, invocation.datasets
+        if not datasets:
+            return fail("no enabled dataset in DATASET_CONFIG: nothing to schedule", EXIT_CONFIG)
+        if args.once:
+            return _run_once(settings, datasets)
+        if args.foreground or os.environ.get(_DETACHED_CHILD) == "1":
+            return _serve(settings, datasets, args)
+        return _detach(settings, script_path, argv if argv is not None else sys.argv[1:])
+
+    return command(parser, body, argv)
+
+
+def _run_once(settings, datasets) -> int:
+    with runner_for(settings, trigger="once") as runner:
+        return report([o for dataset in datasets for o in runner.run_job(dataset)])
+
+
+def _serve(settings, datasets, args) -> int:
+    with runner_for(settings, trigger="scheduler") as runner:
+        scheduler = Scheduler(settings, runner, datasets, workers=args.workers)
+        try:
+            scheduler.acquire()
+        except AlreadyRunning as exc:
+            return fail(exc, EXIT_ALREADY_RUNNING)
+        scheduler.install_signal_handlers()
+        try:
+            scheduler.serve(run_now=args.run_now)
+        finally:
+            scheduler.release()
+    return EXIT_OK
+
+
+def _detach(settings, script_path, argv) -> int:
+    running = scheduler_process(settings)
+    if running:
+        return fail(f"scheduler already running (pid {running[0]})", EXIT_ALREADY_RUNNING)
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    output = settings.log_dir / "scheduler.out"
+    with open(output, "ab") as handle:
+        child = subprocess.Popen(
+            [sys.executable, str(script_path), *argv],
+            env={**os.environ, _DETACHED_CHILD: "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=handle,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + START_WAIT_S
+    while time.monotonic() < deadline:
+        code = child.poll()
+        if code is not None:
+            errors = [line for line in _tail(output) if line.startswith("error:")]
+            return fail(
+                errors[-1][len("error: ") :] if errors else f"the scheduler exited at once (code {code}); see {output}",
+                code or EXIT_FAILED,
+            )
+        running = scheduler_process(settings)
+        if running and running[0] == child.pid:
+            print(
+                f"scheduler started in the background (pid {child.pid}); "
+                f"logs: {settings.log_dir / LOG_FILE_NAME}; stop it with: python3 scripts/stop_scheduler.py"
+            )
+            return EXIT_OK
+        time.sleep(0.1)
+    return fail(f"the scheduler did not report ready within {START_WAIT_S:.0f}s; see {output}", EXIT_FAILED)
+
+
+def _tail(path, lines=20):
+    try:
+        return path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []

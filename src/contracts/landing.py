@@ -1,0 +1,148 @@
+"""The landing contract: what an extract leaves for the transform.
+
+A landing batch is the folder `landing/<dataset>/<batch_id>/` of a store:
+- `request.json`: what is being fetched (a resumed run must ask for the same thing),
+- `page-NNNNN.json`: each raw answer of the source, exactly as it arrived,
+- `progress.json`: the extract's own resumable state (the source's paging state),
+- `manifest.json`: written last, once the batch is proven complete; its presence
+  marks the batch complete, and it is the only file the transform trusts to say
+  which pages hold how many rows.
+
+Batch ids sort by creation time, so batches are applied in the order they were fetched.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Optional
+
+from src.contracts import layout
+
+MANIFEST = "manifest.json"
+PROGRESS = "progress.json"
+REQUEST = "request.json"
+MANIFEST_VERSION = 2
+
+
+def new_batch_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def page_file(index: int) -> str:
+    return f"page-{index:05d}.json"
+
+
+@dataclass(frozen=True)
+class PageEntry:
+    """One landed answer: its file, its rows, its sha256 and (for rows paged by Id) its first and last Id."""
+
+    file: str
+    rows: int
+    sha256: Optional[str] = None
+    first_id: Optional[int] = None
+    last_id: Optional[int] = None
+
+    def to_json(self) -> dict:
+        entry = {"file": self.file, "rows": self.rows, "sha256": self.sha256}
+        if self.first_id is not None or self.last_id is not None:
+            entry.update(first_id=self.first_id, last_id=self.last_id)
+        return entry
+
+    @classmethod
+    def from_json(cls, entry: dict) -> "PageEntry":
+        if not isinstance(entry.get("file"), str) or "/" in entry["file"] or entry["file"].startswith("."):
+            raise ValueError(f"a page entry names no plain file: {entry.get('file')!r}")
+        rows = entry.get("rows")
+        if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
+            raise ValueError(f"page {entry['file']}: rows {rows!r} is not a row count")
+        return cls(
+            file=entry["file"],
+            rows=rows,
+            sha256=entry.get("sha256"),
+            first_id=entry.get("first_id"),
+            last_id=entry.get("last_id"),
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A complete landing batch, as the extract proved it (`complete_by`: "count" or "two empty answers")."""
+
+    batch_id: str
+    dataset: str
+    request: dict
+    pages: tuple
+    rows: int
+    source_count: Optional[int] = None
+    complete_by: Optional[str] = None
+    requests: Optional[int] = None
+    restarts: int = 0
+    version: int = MANIFEST_VERSION
+
+    def to_json(self) -> dict:
+        return {
+            "version": self.version,
+            "batch_id": self.batch_id,
+            "dataset": self.dataset,
+            "request": self.request,
+            "pages": [page.to_json() for page in self.pages],
+            "rows": self.rows,
+            "source_count": self.source_count,
+            "complete_by": self.complete_by,
+            "requests": self.requests,
+            "restarts": self.restarts,
+        }
+
+    @classmethod
+    def from_json(cls, data) -> "Manifest":
+        """A manifest read back; ValueError when it is not one this version can trust."""
+        if not isinstance(data, dict) or not isinstance(data.get("pages"), list):
+            raise ValueError("not a landing manifest (no list of pages)")
+        version = data.get("version", 1)
+        if not isinstance(version, int) or not 1 <= version <= MANIFEST_VERSION:
+            raise ValueError(f"manifest version {version!r} is not one this gho-etl reads (1 to {MANIFEST_VERSION})")
+        pages = tuple(PageEntry.from_json(entry) for entry in data["pages"] if isinstance(entry, dict))
+        if len(pages) != len(data["pages"]):
+            raise ValueError("a page entry is not an object")
+        rows = data.get("rows")
+        if not isinstance(rows, int) or isinstance(rows, bool):
+            raise ValueError(f"its rows {rows!r} are not a row count")
+        return cls(
+            batch_id=str(data.get("batch_id", "")),
+            dataset=str(data.get("dataset", "")),
+            request=data.get("request"),
+            pages=pages,
+            rows=rows,
+            source_count=data.get("source_count"),
+            complete_by=data.get("complete_by"),
+            requests=data.get("requests"),
+            restarts=data.get("restarts") or 0,
+            version=version,
+        )
+
+
+def batch_file(dataset: str, batch_id: str, name: str) -> str:
+    """The key of a file of a landing batch."""
+    return f"{layout.landing_batch(dataset, batch_id)}/{name}"
+
+
+def batch_ids(store, dataset: str) -> list:
+    """Every landing batch of a dataset, complete or not, oldest first."""
+    return store.list(layout.landing_dir(dataset))
+
+
+def is_complete(store, dataset: str, batch_id: str) -> bool:
+    return store.exists(batch_file(dataset, batch_id, MANIFEST))
+
+
+def complete_batches(store, dataset: str) -> list:
+    """Ids of the complete landing batches of a dataset, oldest first."""
+    return [b for b in batch_ids(store, dataset) if is_complete(store, dataset, b)]
+
+
+def read_manifest(store, dataset: str, batch_id: str) -> Manifest:
+    """The batch's manifest; OSError or ValueError when it cannot be read or trusted."""
+    return Manifest.from_json(store.read_json(batch_file(dataset, batch_id, MANIFEST)))
+
+
+def write_manifest(store, manifest: Manifest) -> None:
+    store.write_json(batch_file(manifest.dataset, manifest.batch_id, MANIFEST), manifest.to_json())

@@ -1,0 +1,165 @@
+"""The pipeline's own tables in the target database: names, definitions and the queries on them.
+
+- `etl_batches`, the load ledger: one row per staging batch applied (or found
+  identical), written in the batch's own transaction, so a batch whose commit
+  happened is never applied again.
+- `etl_runs`, the run history: one row per run of a phase, whoever started it.
+
+Definitions evolve only by additions (`ADD COLUMN IF NOT EXISTS`), under one
+advisory lock, so processes of different versions can share a database.
+"""
+
+from dataclasses import astuple, dataclass
+
+from psycopg2 import sql
+
+LEDGER_TABLE = "etl_batches"
+RUNS_TABLE = "etl_runs"
+SYSTEM_TABLES = (LEDGER_TABLE, RUNS_TABLE)
+
+
+def lock_key(name: str) -> str:
+    """The text an advisory lock of ours hashes: one per dataset, and "ddl" for our tables."""
+    return f"gho-etl:{name}"
+
+
+def take_lock(cursor, name: str) -> None:
+    """Hold a transaction-level advisory lock (released at commit or rollback)."""
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock_key(name)])
+
+
+_LEDGER_DDL = """CREATE TABLE IF NOT EXISTS {} (
+    dataset text NOT NULL,
+    batch_id text NOT NULL,
+    table_name text NOT NULL,
+    mode text NOT NULL,
+    rows_staged bigint NOT NULL,
+    rows_inserted bigint NOT NULL,
+    rows_updated bigint NOT NULL,
+    loaded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (dataset, batch_id))"""
+# Columns added after the first release: older ledgers gain them in place.
+_LEDGER_ADDITIONS = (
+    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS content_hash text, "
+    "ADD COLUMN IF NOT EXISTS skipped boolean NOT NULL DEFAULT false, "
+    "ADD COLUMN IF NOT EXISTS table_rows bigint"
+)
+_RUNS_DDL = """CREATE TABLE IF NOT EXISTS {} (
+    id bigserial PRIMARY KEY,
+    run_id text NOT NULL,
+    dataset text NOT NULL,
+    phase text NOT NULL,
+    status text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    rows_in bigint,
+    rows_written bigint,
+    rows_rejected bigint,
+    batches integer,
+    error text,
+    pid integer,
+    host text,
+    trigger text)"""
+_RUNS_INDEX = "CREATE INDEX IF NOT EXISTS etl_runs_dataset_started ON {} (dataset, started_at DESC)"
+
+
+def _execute(cursor, statement, table, params=None):
+    cursor.execute(sql.SQL(statement).format(sql.Identifier(table)), params)
+
+
+def ensure_ledger(connection) -> None:
+    with connection, connection.cursor() as cursor:
+        take_lock(cursor, "ddl")
+        _execute(cursor, _LEDGER_DDL, LEDGER_TABLE)
+        _execute(cursor, _LEDGER_ADDITIONS, LEDGER_TABLE)
+
+
+def ensure_runs_table(connection) -> None:
+    with connection, connection.cursor() as cursor:
+        take_lock(cursor, "ddl")
+        _execute(cursor, _RUNS_DDL, RUNS_TABLE)
+        _execute(cursor, _RUNS_INDEX, RUNS_TABLE)
+
+
+# --- etl_batches ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One row of `etl_batches`, in column order."""
+
+    dataset: str
+    batch_id: str
+    table_name: str
+    mode: str
+    rows_staged: int
+    rows_inserted: int
+    rows_updated: int
+    content_hash: str
+    skipped: bool
+    table_rows: int
+
+
+def is_applied(cursor, dataset: str, batch_id: str) -> bool:
+    _execute(cursor, "SELECT 1 FROM {} WHERE dataset = %s AND batch_id = %s", LEDGER_TABLE, [dataset, batch_id])
+    return cursor.fetchone() is not None
+
+
+def last_applied(cursor, dataset: str):
+    """(content hash, table, mode, rows in the table) after the dataset's latest batch, or None."""
+    _execute(
+        cursor,
+        "SELECT content_hash, table_name, mode, table_rows FROM {} WHERE dataset = %s "
+        "ORDER BY loaded_at DESC, batch_id DESC LIMIT 1",
+        LEDGER_TABLE,
+        [dataset],
+    )
+    return cursor.fetchone()
+
+
+def record_batch(cursor, entry: LedgerEntry) -> None:
+    _execute(
+        cursor,
+        "INSERT INTO {} (dataset, batch_id, table_name, mode, rows_staged, rows_inserted, rows_updated, "
+        "content_hash, skipped, table_rows) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        LEDGER_TABLE,
+        list(astuple(entry)),
+    )
+
+
+# --- etl_runs -------------------------------------------------------------------------
+
+
+def insert_run(cursor, run_id, dataset, phase, pid, host, trigger) -> int:
+    _execute(
+        cursor,
+        "INSERT INTO {} (run_id, dataset, phase, status, pid, host, trigger) "
+        "VALUES (%s, %s, %s, 'running', %s, %s, %s) RETURNING id",
+        RUNS_TABLE,
+        [run_id, dataset, phase, pid, host, trigger],
+    )
+    return cursor.fetchone()[0]
+
+
+def finish_run(cursor, row_id, status, rows_in, rows_written, rows_rejected, batches, error) -> None:
+    _execute(
+        cursor,
+        "UPDATE {} SET status = %s, finished_at = now(), rows_in = %s, rows_written = %s, "
+        "rows_rejected = %s, batches = %s, error = %s WHERE id = %s",
+        RUNS_TABLE,
+        [status, rows_in, rows_written, rows_rejected, batches, error, row_id],
+    )
+
+
+def read_runs(database, statement) -> list:
+    """Rows of a query over etl_runs (`{}` stands for the table); [] before any run was recorded."""
+    connection = database.connect()
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s)", [RUNS_TABLE])
+            if cursor.fetchone()[0] is None:
+                return []
+            _execute(cursor, statement, RUNS_TABLE)
+            return cursor.fetchall()
+    finally:
+        connection.close()

@@ -1,0 +1,10 @@
+"""Load: apply each staging batch to its PostgreSQL table, exactly once.
+
+`run` is the phase (`phase`); `batch` is one batch's transaction; `merge` the
+SQL that applies it by mode; `copy_stream` the binary COPY; `tables` the
+target's definition and evolution.
+"""
+
+from src.load.phase import run
+
+__all__ = ["run"]

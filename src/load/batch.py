@@ -1,0 +1,158 @@
+"""Loading one staging batch in one transaction, exactly once.
+
+The transaction takes the dataset's advisory lock, asks the ledger whether
+the batch was already applied, creates or evolves the table, skips a batch
+identical to the last one applied, applies the rest, and records the batch in
+`etl_batches`, so a batch whose commit happened is never applied again,
+whatever crashed afterwards. The staging file is deleted only after the commit.
+"""
+
+import enum
+import logging
+import time
+from dataclasses import dataclass
+
+import psycopg2
+import pyarrow.parquet as pq
+
+from src.contracts import layout, ledger
+from src.contracts.ledger import LedgerEntry
+from src.contracts.staging import content_hash_of
+from src.faultpoints import crash_point
+from src.load.merge import apply_batch
+from src.load.tables import count_rows, ensure_natural_key, ensure_table
+
+log = logging.getLogger("gho_etl.load")
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"
+    ALREADY_APPLIED = "already applied"  # its commit happened before; only its staging file was left
+    IDENTICAL = "identical"  # same content as the last batch applied, and the table unchanged since
+
+
+@dataclass
+class LoadResult:
+    dataset: str
+    batch_id: str
+    table: str
+    rows_staged: int
+    inserted: int
+    updated: int
+    skipped: bool
+    seconds: float
+
+
+def load_batch(connection, store, dataset, batch_id) -> LoadResult:
+    started = time.monotonic()
+    key = layout.staging_file(dataset.name, batch_id)
+    with store.local_file(key) as path:
+        staging = pq.ParquetFile(path)
+        try:
+            with connection.cursor() as cursor:
+                outcome, inserted, updated = _apply_once(cursor, dataset, batch_id, staging)
+            crash_point("load.before_commit")
+            connection.commit()
+        except BaseException:
+            _rollback_quietly(connection)
+            raise
+    crash_point("load.committed")
+    store.delete(key)
+    result = LoadResult(
+        dataset.name,
+        batch_id,
+        dataset.table,
+        staging.metadata.num_rows,
+        inserted,
+        updated,
+        outcome is not Outcome.APPLIED,
+        time.monotonic() - started,
+    )
+    _log_result(dataset, result, outcome)
+    return result
+
+
+def _apply_once(cursor, dataset, batch_id, staging):
+    """(outcome, rows inserted, rows updated), all inside the caller's transaction."""
+    ledger.take_lock(cursor, dataset.name)
+    if ledger.is_applied(cursor, dataset.name, batch_id):
+        return Outcome.ALREADY_APPLIED, 0, 0
+    columns = staging.schema_arrow.names
+    rows = staging.metadata.num_rows
+    content = content_hash_of(staging.schema_arrow)
+    table_state = ensure_table(cursor, dataset.table, columns)
+    outcome, inserted, updated = Outcome.APPLIED, 0, 0
+    if table_state == "ready" and _unchanged_since(cursor, dataset, content):
+        outcome = Outcome.IDENTICAL
+    elif rows == 0 and dataset.mode == "replace":
+        log.warning("%s: empty batch %s; replace mode keeps the table as it is", dataset.name, batch_id)
+    else:
+        inserted, updated = apply_batch(cursor, dataset, staging, columns, batch_id)
+        crash_point("load.applied")
+    if table_state == "created":
+        ensure_natural_key(cursor, dataset.table)
+    entry = LedgerEntry(
+        dataset=dataset.name,
+        batch_id=batch_id,
+        table_name=dataset.table,
+        mode=dataset.mode,
+        rows_staged=rows,
+        rows_inserted=inserted,
+        rows_updated=updated,
+        content_hash=content,
+        skipped=outcome is Outcome.IDENTICAL,
+        table_rows=count_rows(cursor, dataset.table),
+    )
+    ledger.record_batch(cursor, entry)
+    return outcome, inserted, updated
+
+
+def _unchanged_since(cursor, dataset, content) -> bool:
+    """True when `content` is what was last applied and the table still holds what that left.
+
+    The row count catches rows deleted or added by hand, so a repair is never skipped.
+    """
+    last = ledger.last_applied(cursor, dataset.name)
+    if not content or last is None or last[:3] != (content, dataset.table, dataset.mode):
+        return False
+    return last[3] == count_rows(cursor, dataset.table)
+
+
+def _rollback_quietly(connection) -> None:
+    """Roll back, unless the connection is already gone (then the server rolled back)."""
+    try:
+        connection.rollback()
+    except (psycopg2.InterfaceError, psycopg2.OperationalError):
+        pass
+
+
+def _log_result(dataset, result, outcome):
+    if outcome is Outcome.ALREADY_APPLIED:
+        log.info("%s batch %s was already applied; removed its staging file", dataset.name, result.batch_id)
+        return
+    if outcome is Outcome.IDENTICAL:
+        log.info(
+            "%s batch %s is identical to the last batch applied to %s; skipped it (0 rows written)",
+            dataset.name,
+            result.batch_id,
+            dataset.table,
+            extra={"dataset": dataset.name, "batch_id": result.batch_id, "rows": result.rows_staged, "skipped": True},
+        )
+        return
+    log.info(
+        "loaded %s batch %s into %s (%s): %d staged, %d inserted, %d updated",
+        dataset.name,
+        result.batch_id,
+        dataset.table,
+        dataset.mode,
+        result.rows_staged,
+        result.inserted,
+        result.updated,
+        extra={
+            "dataset": dataset.name,
+            "batch_id": result.batch_id,
+            "rows": result.rows_staged,
+            "inserted": result.inserted,
+            "updated": result.updated,
+        },
+    )

@@ -1,0 +1,75 @@
+"""Load: every staging batch of a dataset -> PostgreSQL, oldest first, one transaction each.
+
+Each batch is streamed with one binary COPY (`copy_stream`) into a temporary
+table and applied to the target with one set-based statement (`merge`); an
+empty target, or replace mode, takes the COPY directly. A table created by the
+load gets its unique index after the COPY, built in one sorted pass
+(`tables`). A batch whose content hash equals the last one applied to the
+dataset is skipped without touching the table, and a merge rewrites only rows
+whose data changed (`batch`). A per-dataset advisory lock keeps two loads of
+one dataset apart, on any machine sharing the database.
+"""
+
+import logging
+
+import psycopg2
+from psycopg2 import sql
+
+from src.contracts import ledger, staging
+from src.contracts.layout import Layout
+from src.contracts.results import PhaseResult
+from src.errors import DatabaseUnavailable, LoadError
+from src.load.batch import load_batch
+from src.locks import phase_lock
+from src.storage import open_store
+from src.text import first_line
+
+log = logging.getLogger("gho_etl.load")
+
+# Session memory for one load: the temp table stays in memory, the
+# unchanged-row filter hashes in memory instead of spilling to disk, and a new
+# table's unique index is sorted in memory.
+SESSION_SETTINGS = {"temp_buffers": "256MB", "work_mem": "256MB", "maintenance_work_mem": "256MB"}
+
+
+def run(settings, dataset, database) -> PhaseResult:
+    results = load_dataset(settings, dataset, database)
+    return PhaseResult(
+        rows_in=sum(r.rows_staged for r in results),
+        rows_written=sum(r.inserted + r.updated for r in results),
+        batches=len(results),
+        details=results,
+    )
+
+
+def load_dataset(settings, dataset, database, store=None) -> list:
+    """Apply every staging batch of a dataset, oldest first."""
+    store = store or open_store(settings)
+    with phase_lock(Layout(settings.data_dir), dataset.name, "load"):
+        batches = staging.batch_ids(store, dataset.name)
+        if not batches:
+            log.info("%s: no staging batch to load", dataset.name, extra={"dataset": dataset.name})
+            return []
+        connection = database.connect()
+        try:
+            _prepare_session(connection)
+            return [load_batch(connection, store, dataset, batch_id) for batch_id in batches]
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            raise DatabaseUnavailable(
+                f"lost the database while loading {dataset.name}: {first_line(exc)}; "
+                "the transaction was rolled back and staging kept"
+            ) from None
+        except psycopg2.Error as exc:
+            raise LoadError(
+                f"loading {dataset.name} into {dataset.table} failed: {first_line(exc)}; staging kept"
+            ) from None
+        finally:
+            connection.close()
+
+
+def _prepare_session(connection):
+    with connection.cursor() as cursor:
+        for name, value in SESSION_SETTINGS.items():
+            cursor.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+    connection.commit()
+    ledger.ensure_ledger(connection)

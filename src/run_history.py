@@ -1,0 +1,87 @@
+"""Run history: one row in `etl_runs` per run of a phase, whoever started it.
+
+A run is recorded as 'running' when it starts and finished with its outcome,
+each in its own short transaction, so history survives a failed load. A run
+whose process died keeps 'running'; readers tell it apart by its pid and host.
+History is a convenience, never a reason to fail: if the database cannot be
+reached the phase still runs and a warning is logged.
+"""
+
+import logging
+import os
+import socket
+import threading
+import uuid
+
+from src.contracts import ledger
+
+log = logging.getLogger("gho_etl.runs")
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class RunHistory:
+    """Records phase runs; degrades to a no-op (with one warning) when the database is away."""
+
+    def __init__(self, database, trigger="manual"):
+        self.database = database
+        self.trigger = trigger
+        self._connection = None
+        self._disabled = False
+        # The scheduler records runs from several job threads over one connection.
+        self._lock = threading.RLock()
+
+    def _live_connection(self):
+        if self._disabled:
+            return None
+        if self._connection is None or self._connection.closed:
+            try:
+                self._connection = self.database.connect()
+                ledger.ensure_runs_table(self._connection)
+            except Exception as exc:  # history must never break a run
+                log.warning("run history unavailable (%s); continuing without it", exc)
+                self._disabled = True
+                return None
+        return self._connection
+
+    def start(self, run_id, dataset, phase) -> int:
+        with self._lock:
+            connection = self._live_connection()
+            if connection is None:
+                return None
+            try:
+                with connection, connection.cursor() as cursor:
+                    pid, host = os.getpid(), socket.gethostname()
+                    return ledger.insert_run(cursor, run_id, dataset, phase, pid, host, self.trigger)
+            except Exception as exc:
+                log.warning("could not record the start of %s %s: %s", phase, dataset, exc)
+                self._reset()
+                return None
+
+    def finish(self, row_id, status, rows_in=None, rows_written=None, rows_rejected=None, batches=None, error=None):
+        with self._lock:
+            if row_id is None:
+                return
+            connection = self._live_connection()
+            if connection is None:
+                return
+            try:
+                with connection, connection.cursor() as cursor:
+                    ledger.finish_run(cursor, row_id, status, rows_in, rows_written, rows_rejected, batches, error)
+            except Exception as exc:
+                log.warning("could not record the end of run %s: %s", row_id, exc)
+                self._reset()
+
+    def _reset(self):
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception:
+                pass
+        self._connection = None
+
+    def close(self):
+        with self._lock:
+            self._reset()

@@ -1,0 +1,51 @@
+"""The source seam: what an extract fetches rows from.
+
+The extract owns the landing batch (its folder, its resumable state on disk,
+its manifest, restarts); a source owns the conversation with one API. Another
+WHO API is added as one more module implementing `Source`, chosen in
+`open_source`.
+
+The paging state a source keeps (saved as `progress.json` after every page, so
+a killed run resumes it) is a dict of the source's own making, with these keys
+the extract reads: `pages` (landed answers, each `{"file", "rows", "sha256"}`
+with sha256 None until the writer fills it), `landed` (rows landed), `count`
+(the rows the source says it holds, or None), `requests` (made so far) and
+`attempt` (1, then one more per restart).
+"""
+
+from abc import ABC, abstractmethod
+
+
+class Source(ABC):
+    @abstractmethod
+    def batch_request(self, dataset) -> dict:
+        """The parameters that define a landing batch (JSON); a resume must match them exactly."""
+
+    @abstractmethod
+    def new_state(self, attempt: int = 1) -> dict:
+        """The paging state of a fresh attempt."""
+
+    @abstractmethod
+    def fetch(self, request: dict, state: dict, sink, bar, dataset_name: str) -> None:
+        """Land every remaining answer of `request`, resuming from `state`.
+
+        Each accepted answer goes to `sink.put(file_name or None, raw_bytes,
+        state)` with the state that lists it, in order; `sink.check()` raises
+        when the sink has failed. Returns once the batch is proven complete;
+        raises SourceChanged when the source's rows changed under it (the
+        extract then starts the batch over) and an ExtractError otherwise.
+        """
+
+    @abstractmethod
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before restart `attempt`."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def open_source(settings) -> Source:
+    """The source of this installation's datasets (today every dataset comes from GHO's OData API)."""
+    from src.sources.gho_odata import GhoODataSource
+
+    return GhoODataSource(settings)

@@ -1,0 +1,73 @@
+"""The storage seam: where phases put and find hand-off files (landing, staging, rejects).
+
+A phase never touches the medium itself; it asks a `Store` for files by the
+relative keys of `src.contracts.layout`. Today the one store is a local folder
+(`LocalFolder`); object storage is added as one more module implementing the
+same methods, chosen in `open_store`. What every store guarantees:
+- a file written (`write_bytes`, `new_file`) appears whole at its key or not at all;
+- `delete_tree` never leaves a half-deleted batch that a listing would show;
+- `sweep` removes what a killed writer left behind (call it under the phase lock);
+- names starting with "." are the store's own and never listed.
+"""
+
+import json
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class Store(ABC):
+    """Hand-off files named by relative, "/"-separated keys."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> list:
+        """Names of the files and folders directly under `prefix`, sorted; [] when there are none."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes:
+        """The file's content; OSError when it cannot be read."""
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove one file (a missing one is fine)."""
+
+    @abstractmethod
+    def delete_tree(self, prefix: str) -> None:
+        """Remove everything under `prefix`, so that a crash half-way leaves it listed whole or not at all."""
+
+    @abstractmethod
+    def sweep(self, prefix: str) -> int:
+        """Remove what killed writers left under `prefix`; return how many were removed."""
+
+    @abstractmethod
+    @contextmanager
+    def new_file(self, key: str):
+        """Yield a local path to write with any library; it appears at `key` only if the block succeeds."""
+
+    @abstractmethod
+    @contextmanager
+    def local_file(self, key: str):
+        """Yield a local path holding the file at `key`, for libraries that read paths (Parquet)."""
+
+    @abstractmethod
+    def describe(self, key: str) -> str:
+        """Where `key` is, for a message a user can act on."""
+
+    def read_json(self, key: str):
+        return json.loads(self.read_bytes(key).decode("utf-8"))
+
+    def write_json(self, key: str, obj) -> None:
+        self.write_bytes(key, json.dumps(obj, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def open_store(settings) -> Store:
+    """The store that holds this installation's hand-off files."""
+    from src.storage.local import LocalFolder
+
+    return LocalFolder(Path(settings.data_dir))

@@ -1,0 +1,46 @@
+"""The GHO stand-in serving the generated rows, in its own process so its memory and CPU are not counted as ours."""
+
+import subprocess
+import sys
+from contextlib import contextmanager
+
+from utils.bench.console import BenchmarkError
+from utils.bench.workload import INDICATOR, PROJECT_ROOT
+
+
+class StandIn:
+    """The GHO stand-in in its own process (so its memory and CPU are not ours)."""
+
+    def __init__(self, rows, vary_every=0):
+        command = [
+            sys.executable,
+            str(PROJECT_ROOT / "utils" / "gho_stub.py"),
+            "--port",
+            "0",
+            "--no-samples",
+            "--generate",
+            f"{INDICATOR}={rows}",
+            "--vary-every",
+            str(vary_every),
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        if " at http" not in line:
+            self.stop()
+            raise BenchmarkError(f"the stand-in did not start: {line.strip() or 'no output'}")
+        self.base_url = line.rsplit(" at ", 1)[1].strip()
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@contextmanager
+def serving(env, rows, vary_every=0):
+    """A stand-in for the length of the block, with the phases' `env` pointed at it; stopped however the block ends."""
+    stand_in = StandIn(rows, vary_every=vary_every)
+    try:
+        env["GHO_API_BASE_URL"] = stand_in.base_url
+        yield stand_in
+    finally:
+        stand_in.stop()
