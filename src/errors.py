@@ -2,9 +2,10 @@
 
 Each class carries a message fit to print as the single line a script ends
 with, its exit code and whether it is transient. The code and the flag live on
-the classes only: scripts map an error to `exit_code`, an orchestrator retries
-exactly the errors whose `transient` is true (a later try may succeed without
-anyone changing anything) and fails the rest at once.
+the classes only: scripts map an error to `exit_code`; `transient` is true
+where a later try may succeed without anyone changing anything, so whatever
+retries a failed phase (an orchestrator) retries those and fails the rest at
+once.
 
   GhoEtlError                      exit 1
     ConfigError                    exit 2  bad usage or configuration; nothing was done

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 import schedule
 
 from src.contracts.layout import Layout
-from src.contracts.ledger import read_runs
+from src.contracts.ledger import last_successful_loads
 from src.errors import AlreadyRunning
 from src.locks import try_lock
 from src.storage.files import write_json_atomic
@@ -73,16 +73,6 @@ def register(scheduler, dataset, job):
         return unit.at(spec.at, spec.timezone).do(job, dataset).tag(dataset.name)
     every = scheduler.every(spec.interval)
     return getattr(every, spec.unit + "s").do(job, dataset).tag(dataset.name)
-
-
-def last_successful_loads(database) -> dict:
-    """dataset -> finish time of its last successful load, from the run history."""
-    return dict(
-        read_runs(
-            database,
-            "SELECT dataset, max(finished_at) FROM {} WHERE phase = 'load' AND status = 'succeeded' GROUP BY dataset",
-        )
-    )
 
 
 class Scheduler:

@@ -168,6 +168,19 @@ def test_changed_request_discards_incomplete_batch(make_settings, stub):
     assert len(list(Layout(settings.data_dir).landing("life_expectancy_at_birth").iterdir())) == 1
 
 
+def test_files_that_are_not_batches_are_left_alone_in_landing(make_settings, stub):
+    """Only folders are batches: a note a user leaves in landing survives every extract."""
+    stub.set_rows("WHOSIS_000001", generate_rows("WHOSIS_000001", 300))
+    settings = make_settings(page_size=100)
+    landing = Layout(settings.data_dir).landing("life_expectancy_at_birth")
+    landing.mkdir(parents=True)
+    (landing / "README.txt").write_text("kept by hand\n")
+    assert extract_dataset(settings, _dataset(settings)).rows == 300
+    assert extract_dataset(settings, _dataset(settings)).rows == 300
+    assert (landing / "README.txt").read_text() == "kept by hand\n"
+    assert len(complete_batches(Layout(settings.data_dir), "life_expectancy_at_birth")) == 2
+
+
 @requires_samples
 def test_real_sample_extract_script(script_env, tmp_path):
     result = run_script("start_extract.py", env=script_env, check=0)

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from src.contracts import schema
 from src.transform.arrow_page import NotFast, type_page
 from src.transform.rules import column_names, records_to_frame, to_arrow
-from src.transform.rejects import reject_line
+from src.storage.local import LocalFolder
+from src.transform.rejects import RejectsFile
 
 GOOD, BAD = True, False
 TEXT_FIELDS = [f for f in schema.GHO_FIELDS if schema.snake_case(f) in schema.TEXT_COLUMNS]
@@ -181,7 +182,11 @@ def test_transform_never_crashes_and_rejects_exactly_the_bad_rows(tmp_path_facto
     else:
         assert not expected_bad, "the fast path accepted a page with a row to reject"
         assert fast.equals(to_arrow(frame).select(schema.arrow_schema(extra).names))
-    path = tmp_path_factory.mktemp("rejects") / "rejects.jsonl"
-    path.write_text("".join(reject_line(record, reason, "b1") for record, reason in rejected), encoding="utf-8")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    store = LocalFolder(tmp_path_factory.mktemp("rejects"))
+    rejects = RejectsFile(store, "rejects.jsonl", "b1")
+    rejects.add(rejected)
+    rejects.commit()
+    path = store.root / "rejects.jsonl"
+    assert path.exists() == bool(rejected)
+    lines = path.read_text(encoding="utf-8").splitlines() if rejected else []
     assert [json.loads(line)["reason"] for line in lines] == [reason for _, reason in rejected]

@@ -226,3 +226,11 @@ def test_stop_timeout_then_force(config_env, tmp_path, stub):
     # The killed run left only resumable state: the next run completes it.
     stub.clear_faults()
     run_script("start_scheduler.py", "--once", env=env, check=0)
+
+
+def test_workers_below_one_is_bad_usage_before_anything_runs(script_env, tmp_path):
+    env = dict(script_env, GHO_PAGE_SIZE="not a number")  # usage is checked before the settings
+    result = run_script("start_scheduler.py", "--once", "--workers", "0", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("error: --workers must be at least 1")
+    assert not (tmp_path / "data").exists()

@@ -71,16 +71,22 @@ def fail(message, code) -> int:
     return code
 
 
-def command(parser, body, argv=None, logs="console", interrupted="interrupted") -> int:
+RESUMABLE = "interrupted; every phase is resumable, run it again to finish"
+
+
+def command(parser, body, argv=None, logs="console", interrupted=RESUMABLE, check_args=None) -> int:
     """Parse, load settings, start logging, select datasets, run `body(invocation)`; return its exit code.
 
     Settings and logging come first, so a configuration error is one line and
     exit 2 before anything was touched. `logs`: "console" (the JSON log and
     the console), "file" (the JSON log only) or None. Ctrl-C ends with exit
-    130 and the reminder that every phase resumes.
+    130 and `interrupted`. `check_args(parser, args)` refuses bad usage
+    before the settings are read, as argparse does.
     """
     quiet_broken_pipe()
     args = parser.parse_args(argv)
+    if check_args is not None:
+        check_args(parser, args)
     try:
         settings = load_settings()
         if logs:
@@ -88,7 +94,7 @@ def command(parser, body, argv=None, logs="console", interrupted="interrupted") 
         datasets = settings.select(getattr(args, "dataset", None)) if hasattr(args, "dataset") else []
         return body(Invocation(args, settings, datasets))
     except KeyboardInterrupt:
-        return fail(f"{interrupted}; every phase is resumable, run it again to finish", EXIT_INTERRUPTED)
+        return fail(interrupted, EXIT_INTERRUPTED)
     except GhoEtlError as exc:
         return fail(exc, exc.exit_code)
 

@@ -2,7 +2,15 @@
 
 import argparse
 
-from src.commands.common import PHASE_EXIT_CODES, SETTINGS_HELP, add_dataset_arguments, command, report, runner_for
+from src.commands.common import (
+    PHASE_EXIT_CODES,
+    RESUMABLE,
+    SETTINGS_HELP,
+    add_dataset_arguments,
+    command,
+    report,
+    runner_for,
+)
 from src.errors import EXIT_OK
 
 
@@ -19,4 +27,4 @@ def phase_main(phase: str, description: str, argv=None) -> int:
         with runner_for(invocation.settings, trigger=f"start_{phase}") as runner:
             return report(runner.run_phase_for_all(phase, invocation.datasets))
 
-    return command(parser, body, argv, interrupted=f"{phase} interrupted")
+    return command(parser, body, argv, interrupted=f"{phase} {RESUMABLE}")

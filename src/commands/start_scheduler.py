@@ -17,7 +17,7 @@ from src.commands.common import (
     report,
     runner_for,
 )
-from src.errors import EXIT_OK, AlreadyRunning
+from src.errors import EXIT_OK
 from src.logs import LOG_FILE_NAME
 from src.scheduler import Scheduler, scheduler_process
 
@@ -25,16 +25,6 @@ START_WAIT_S = 30.0
 # Marks the background process `_detach` starts. An environment variable, not a hidden option:
 # argparse would take a user's `--detach` as an abbreviation of it and run attached.
 _DETACHED_CHILD = "_GHO_ETL_SCHEDULER_CHILD"
-
-
-def _at_least_one(text) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _parser():
@@ -49,9 +39,7 @@ def _parser():
     mode.add_argument("--foreground", action="store_true", help="stay attached (for systemd, containers, tmux)")
     mode.add_argument("--once", action="store_true", help="run every enabled job once now, then exit")
     parser.add_argument("--run-now", action="store_true", help="run every job at start, then keep to the schedule")
-    parser.add_argument(
-        "--workers", type=_at_least_one, default=2, help="jobs that may run at the same time (default 2)"
-    )
+    parser.add_argument("--workers", type=int, default=2, help="jobs that may run at the same time (default 2)")
     add_dataset_arguments(parser)
     return parser
 
@@ -69,7 +57,12 @@ def start_main(script_path, argv=None) -> int:
             return _serve(settings, datasets, args)
         return _detach(settings, script_path, argv if argv is not None else sys.argv[1:])
 
-    return command(parser, body, argv)
+    return command(parser, body, argv, check_args=_check_workers)
+
+
+def _check_workers(parser, args):
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
 
 
 def _run_once(settings, datasets) -> int:
@@ -80,10 +73,7 @@ def _run_once(settings, datasets) -> int:
 def _serve(settings, datasets, args) -> int:
     with runner_for(settings, trigger="scheduler") as runner:
         scheduler = Scheduler(settings, runner, datasets, workers=args.workers)
-        try:
-            scheduler.acquire()
-        except AlreadyRunning as exc:
-            return fail(exc, EXIT_ALREADY_RUNNING)
+        scheduler.acquire()  # AlreadyRunning: exit 3, through `command`
         scheduler.install_signal_handlers()
         try:
             scheduler.serve(run_now=args.run_now)

@@ -5,7 +5,7 @@ import json
 import socket
 
 from src.commands.common import command
-from src.contracts.ledger import read_runs
+from src.contracts.ledger import latest_runs
 from src.db import Database
 from src.errors import EXIT_OK
 from src.scheduler import register, scheduler_process, state_file
@@ -17,7 +17,13 @@ def status_main(argv=None) -> int:
         description="Show whether the scheduler runs, each dataset's schedule, next due time and last run.",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    return command(parser, lambda invocation: _show(invocation.settings, invocation.args), argv, logs="file")
+    return command(
+        parser,
+        lambda invocation: _show(invocation.settings, invocation.args),
+        argv,
+        logs="file",
+        interrupted="interrupted",
+    )
 
 
 def _show(settings, args) -> int:
@@ -82,14 +88,7 @@ def _next_runs_if_started_now(settings) -> dict:
 def _last_runs(database) -> dict:
     import psutil
 
-    rows = read_runs(
-        database,
-        """WITH latest AS (
-               SELECT DISTINCT ON (dataset) dataset, run_id FROM {0} ORDER BY dataset, started_at DESC)
-           SELECT r.dataset, r.run_id, r.phase, r.status, r.started_at, r.finished_at, r.rows_in,
-                  r.rows_written, r.rows_rejected, r.error, r.pid, r.host, r.trigger
-           FROM {0} r JOIN latest USING (dataset, run_id) ORDER BY r.started_at, r.id""",
-    )
+    rows = latest_runs(database)
     host = socket.gethostname()
     runs = {}
     for (

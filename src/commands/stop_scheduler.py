@@ -19,7 +19,13 @@ def stop_main(argv=None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it to stop (default 60)")
     parser.add_argument("--force", action="store_true", help="kill it (SIGKILL) if it has not stopped in time")
-    return command(parser, lambda invocation: _stop(invocation.settings, invocation.args), argv, logs=None)
+    return command(
+        parser,
+        lambda invocation: _stop(invocation.settings, invocation.args),
+        argv,
+        logs=None,
+        interrupted="interrupted",
+    )
 
 
 def _stop(settings, args) -> int:

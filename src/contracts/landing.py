@@ -127,7 +127,7 @@ def batch_file(dataset: str, batch_id: str, name: str) -> str:
 
 def batch_ids(store, dataset: str) -> list:
     """Every landing batch of a dataset, complete or not, oldest first."""
-    return store.list(layout.landing_dir(dataset))
+    return store.folders(layout.landing_dir(dataset))
 
 
 def is_complete(store, dataset: str, batch_id: str) -> bool:

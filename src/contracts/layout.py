@@ -1,4 +1,4 @@
-"""Where everything lives under the data directory: the one answer (README's "Files" table matches it).
+"""Where everything lives under the data directory: the one answer (README's "Where things go" table matches it).
 
 Hand-off areas (landing, staging, rejects) are named by relative keys such as
 `landing/<dataset>/<batch_id>/manifest.json`, which a store maps onto its

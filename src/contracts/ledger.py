@@ -151,7 +151,7 @@ def finish_run(cursor, row_id, status, rows_in, rows_written, rows_rejected, bat
     )
 
 
-def read_runs(database, statement) -> list:
+def _read_runs(database, statement) -> list:
     """Rows of a query over etl_runs (`{}` stands for the table); [] before any run was recorded."""
     connection = database.connect()
     try:
@@ -163,3 +163,24 @@ def read_runs(database, statement) -> list:
             return cursor.fetchall()
     finally:
         connection.close()
+
+
+def latest_runs(database) -> list:
+    """Every phase of each dataset's latest run: (dataset, run_id, phase, status, started_at, finished_at,
+    rows_in, rows_written, rows_rejected, error, pid, host, trigger), oldest phase first."""
+    return _read_runs(
+        database,
+        """WITH latest AS (
+               SELECT DISTINCT ON (dataset) dataset, run_id FROM {0} ORDER BY dataset, started_at DESC)
+           SELECT r.dataset, r.run_id, r.phase, r.status, r.started_at, r.finished_at, r.rows_in,
+                  r.rows_written, r.rows_rejected, r.error, r.pid, r.host, r.trigger
+           FROM {0} r JOIN latest USING (dataset, run_id) ORDER BY r.started_at, r.id""",
+    )
+
+
+def last_successful_loads(database) -> dict:
+    """dataset -> finish time of its last successful load."""
+    statement = (
+        "SELECT dataset, max(finished_at) FROM {} WHERE phase = 'load' AND status = 'succeeded' GROUP BY dataset"
+    )
+    return dict(_read_runs(database, statement))

@@ -16,7 +16,7 @@ CONTENT_HASH_KEY = b"gho_etl.content_sha256"
 def batch_ids(store, dataset: str) -> list:
     """Ids of the staging batches of a dataset, oldest first."""
     suffix = layout.STAGING_SUFFIX
-    return [name[: -len(suffix)] for name in store.list(layout.staging_dir(dataset)) if name.endswith(suffix)]
+    return [name[: -len(suffix)] for name in store.files(layout.staging_dir(dataset)) if name.endswith(suffix)]
 
 
 def with_content_hash(arrow_schema, digest: str):

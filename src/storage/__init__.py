@@ -15,13 +15,19 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
 
+from src.storage.files import json_bytes
+
 
 class Store(ABC):
     """Hand-off files named by relative, "/"-separated keys."""
 
     @abstractmethod
-    def list(self, prefix: str) -> list:
-        """Names of the files and folders directly under `prefix`, sorted; [] when there are none."""
+    def folders(self, prefix: str) -> list:
+        """Names of the folders directly under `prefix` (on object storage: common prefixes), sorted."""
+
+    @abstractmethod
+    def files(self, prefix: str) -> list:
+        """Names of the files directly under `prefix`, sorted."""
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...
@@ -48,7 +54,12 @@ class Store(ABC):
     @abstractmethod
     @contextmanager
     def new_file(self, key: str):
-        """Yield a local path to write with any library; it appears at `key` only if the block succeeds."""
+        """Yield a local scratch path to write with any library; it appears at `key` only if the block succeeds.
+
+        Whatever is at the path when the block ends is published, so the caller
+        may also replace the file atomically (`storage.files.atomic_path(path)`),
+        as the transform does when it rewrites a batch without its duplicates.
+        """
 
     @abstractmethod
     @contextmanager
@@ -63,7 +74,7 @@ class Store(ABC):
         return json.loads(self.read_bytes(key).decode("utf-8"))
 
     def write_json(self, key: str, obj) -> None:
-        self.write_bytes(key, json.dumps(obj, indent=1, sort_keys=True).encode("utf-8"))
+        self.write_bytes(key, json_bytes(obj))
 
 
 def open_store(settings) -> Store:

@@ -60,13 +60,13 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+def json_bytes(obj) -> bytes:
+    """How every JSON file of ours is written: sorted keys, one space of indent, UTF-8."""
+    return json.dumps(obj, indent=1, sort_keys=True).encode("utf-8")
+
+
 def write_json_atomic(path: Path, obj) -> None:
-    write_bytes_atomic(path, json.dumps(obj, indent=1, sort_keys=True).encode("utf-8"))
-
-
-def read_json(path: Path):
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    write_bytes_atomic(path, json_bytes(obj))
 
 
 def sweep_temp_files(directory: Path) -> int:

@@ -3,6 +3,7 @@
 from contextlib import contextmanager
 from pathlib import Path
 
+from src.contracts.layout import Layout
 from src.storage import Store
 from src.storage.files import atomic_path, remove_tree, sweep_temp_files, write_bytes_atomic
 
@@ -10,15 +11,22 @@ from src.storage.files import atomic_path, remove_tree, sweep_temp_files, write_
 class LocalFolder(Store):
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._layout = Layout(self.root)
 
     def _path(self, key: str) -> Path:
-        return self.root / key
+        return self._layout.path(key)
 
-    def list(self, prefix: str) -> list:
+    def folders(self, prefix: str) -> list:
+        return [p.name for p in self._entries(prefix) if p.is_dir()]
+
+    def files(self, prefix: str) -> list:
+        return [p.name for p in self._entries(prefix) if p.is_file()]
+
+    def _entries(self, prefix: str) -> list:
         directory = self._path(prefix)
         if not directory.is_dir():
             return []
-        return sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
+        return sorted((p for p in directory.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()

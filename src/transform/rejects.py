@@ -32,8 +32,14 @@ class RejectsFile:
         if not rejected:
             return
         if self._handle is None:
-            self._context = self.store.new_file(self.key)
-            self._handle = open(self._context.__enter__(), "w", encoding="utf-8")
+            context = self.store.new_file(self.key)
+            path = context.__enter__()
+            try:
+                self._handle = open(path, "w", encoding="utf-8")
+            except BaseException as exc:
+                context.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            self._context = context
         for record, reason in rejected:
             self._handle.write(reject_line(record, reason, self.batch_id))
         self.count += len(rejected)

@@ -3,9 +3,10 @@
 import warnings
 from contextlib import contextmanager
 
+from src.contracts.ledger import LEDGER_TABLE
 from utils.bench.workload import DATASET
 
-LAST_BATCH_ROWS_WRITTEN = "SELECT rows_inserted + rows_updated FROM etl_batches ORDER BY loaded_at DESC LIMIT 1"
+LAST_BATCH_ROWS_WRITTEN = f"SELECT rows_inserted + rows_updated FROM {LEDGER_TABLE} ORDER BY loaded_at DESC LIMIT 1"
 
 
 @contextmanager

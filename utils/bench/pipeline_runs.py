@@ -4,6 +4,8 @@ write zero rows)."""
 
 import shutil
 
+from src.contracts.layout import STAGING_SUFFIX, Layout
+from src.contracts.ledger import LEDGER_TABLE
 from utils.bench.console import BenchmarkError, log
 from utils.bench.database import count_rows, row_versions_fingerprint, rows_written_by_last_batch
 from utils.bench.stand_in import serving
@@ -17,7 +19,7 @@ def measure_first_run(phases, rows, work, url):
     with serving(phases.env, rows):
         phases.measure("extract", "extract", rows)
         phases.measure("transform", "transform", rows)
-    staged = sorted((work / "data" / "staging" / DATASET).glob("*.parquet"))
+    staged = sorted(Layout(work / "data").staging(DATASET).glob("*" + STAGING_SUFFIX))
     if len(staged) != 1:
         raise BenchmarkError(f"expected one staging batch, found {len(staged)}")
     kept = work / "same-rows.parquet"
@@ -38,10 +40,10 @@ def measure_reruns(phases, rows, url):
 def _measure_merge_rerun(phases, rows, url):
     phases.measure("merge_extract", "extract", rows)
     phases.measure("merge_transform", "transform", rows)
-    before = count_rows(url, "etl_batches")
+    before = count_rows(url, LEDGER_TABLE)
     phases.measure("merge_load", "load", rows)
     phases.steps["merge_load"]["rows_written"] = rows_written_by_last_batch(url)
-    assert count_rows(url, "etl_batches") == before + 1
+    assert count_rows(url, LEDGER_TABLE) == before + 1
 
 
 def _measure_unchanged_rerun(phases, rows, url):

@@ -3,7 +3,7 @@
 Every request is bounded whatever the server does:
 - a wall-clock deadline (`GHO_HTTP_TIMEOUT`) covers the whole exchange, from
   connecting through redirects to the last byte, so a server that drips a byte
-  at a time, anywhere, is cut off (`src.http_deadline`);
+  at a time, anywhere, is cut off (`http_deadline`);
 - a body larger than `GHO_MAX_PAGE_BYTES`, counted both as sent and as decoded,
   is refused while it is read, so an endless body or a gzip bomb never sits in
   memory (bodies are read and inflated 1 MiB at a time);

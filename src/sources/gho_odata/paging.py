@@ -40,7 +40,7 @@ import logging
 
 import requests
 
-from src.contracts.landing import page_file
+from src.contracts.landing import PageEntry, page_file
 from src.errors import ExtractError, SourceChanged, Transient
 from src.faultpoints import crash_point
 from src.text import printable
@@ -142,15 +142,9 @@ class KeysetPager:
         name = None
         if page.count:
             name = page_file(len(state["pages"]))
-            state["pages"].append(
-                {
-                    "file": name,
-                    "rows": page.count,
-                    "sha256": None,  # the writer computes it, off this thread
-                    "first_id": page.first_id,
-                    "last_id": page.last_id,
-                }
-            )
+            # sha256 stays None here: the writer computes it, off this thread.
+            entry = PageEntry(file=name, rows=page.count, first_id=page.first_id, last_id=page.last_id)
+            state["pages"].append(entry.to_json())
             state["landed"] += page.count
             state["last_id"] = page.last_id
             query["rows"] += page.count
@@ -262,7 +256,7 @@ class KeysetPager:
     def _land_empty(self, page) -> str:
         """An empty batch keeps the answer that proved it empty, so transform has a page to read."""
         name = page_file(0)
-        self.state["pages"].append({"file": name, "rows": 0, "sha256": None})
+        self.state["pages"].append(PageEntry(file=name, rows=0).to_json())
         return name
 
 

@@ -1,47 +1,32 @@
-"""The GHO stand-in's $count, keyset fast path, modes and hostile faults, over real HTTP on 127.0.0.1."""
+"""What the GHO stand-in answers about one known set of rows, over real HTTP on 127.0.0.1.
+
+Every test here asks about the same 300 generated rows, served out of Id order
+(the `rows` fixture): `$count` (where it goes, what it counts, when it is
+sent), the filters that do not take the keyset fast path, each mode (cap,
+ignore_skip, ignore_keyset, no_count, max_page_size, cycle_links,
+next_link_base, link_style) and its control endpoint, and the faults that
+shape one answer (drip, redirect, empty_value) with their after, times and
+path options.
+"""
 
 import json
 import random
-import select
-import subprocess
-import sys
 import time
-import zlib
-from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
 
+from tests.stub_checks import CODE, TIMEOUT
+from tests.stub_checks import get_stream as _get_stream
+from tests.stub_checks import last_fault_entry as _fault_entry
+from tests.stub_checks import read_until_end as _read_until_end
+from tests.stub_checks import row_ids as _ids
+from tests.stub_checks import stub_get as _get
+from tests.stub_checks import wait_for as _wait_for
 from utils.gho_samples import FIELDS, generate_rows
-from utils.gho_stub import DEFAULT_MODE, FAULT_KINDS, gzip_bomb_body, main
+from utils.gho_stub import DEFAULT_MODE
 from utils.odata import apply_query
-
-CODE = "WHOSIS_000001"
-STUB_SCRIPT = Path(__file__).resolve().parents[1] / "utils" / "gho_stub.py"
-TIMEOUT = 10
-
-
-def _get(stub, path=CODE, **params):
-    return requests.get(f"{stub.base_url}/{path}", params=params, timeout=TIMEOUT)
-
-
-def _ids(payload):
-    return [row["Id"] for row in payload["value"]]
-
-
-def _wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
-
-
-def _fault_entry(stub, kind):
-    return [r for r in stub.requests if r.get("fault") == kind][-1]
 
 
 def _query(url):
@@ -85,55 +70,6 @@ def test_count_on_the_select_path_and_the_catalogue(stub, rows):
     assert len(catalogue["value"]) == 1 and catalogue["@odata.count"] >= 1
 
 
-def test_by_default_everything_comes_in_one_answer(stub):
-    stub.set_rows(CODE, generate_rows(CODE, 20000))
-    payload = _get(stub, **{"$orderby": "Id"}).json()
-    assert len(payload["value"]) == 20000 and "@odata.nextLink" not in payload
-    assert stub.mode == DEFAULT_MODE
-
-
-# --- keyset fast path -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("user", [None, "Dim1 eq 'SEX_FMLE'", "Dim1 eq 'SEX_MLE' or TimeDim ge 2000"])
-def test_keyset_pages_match_apply_query(stub, user):
-    rows = generate_rows(CODE, 3000)
-    random.Random(7).shuffle(rows)
-    stub.set_rows(CODE, rows)
-    for bound in (-5, 0, 1, 17, 1500, 2999, 3000, 10**15):
-        text = f"Id gt {bound}" if user is None else f"({user}) and Id gt {bound}"
-        for extra in ({}, {"$top": "100"}, {"$skip": "7", "$top": "50"}):
-            params = {"$orderby": "Id", "$filter": text, **extra}
-            payload = _get(stub, **params, **{"$count": "true"}).json()
-            assert payload["value"] == apply_query(rows, params, FIELDS), (text, extra)
-            assert payload["@odata.count"] == len(apply_query(rows, {"$filter": text}, FIELDS))
-    assert list(stub.state.encoded) == [(CODE, user, "Id")]  # served from the query without the bound
-
-
-def test_keyset_pages_share_one_encoding(stub):
-    stub.set_rows(CODE, generate_rows(CODE, 5000))
-    stub.prepare(CODE)
-    cached = stub.state.encoded[(CODE, None, "Id")]
-    last, pages = 0, 0
-    while pages < 10:
-        params = {"$orderby": "Id", "$top": "1000", "$count": "true"}
-        if last:
-            params["$filter"] = f"Id gt {last}"
-        payload = _get(stub, **params).json()
-        assert payload["@odata.count"] == 5000 - last
-        if not payload["value"]:
-            break
-        assert _ids(payload) == list(range(last + 1, last + 1 + len(payload["value"])))
-        last, pages = payload["value"][-1]["Id"], pages + 1
-    assert (pages, last) == (5, 5000)
-    assert _get(stub, **{"$top": "0", "$count": "true"}).json() == {
-        "@odata.context": f"{stub.base_url}/$metadata#{CODE}",
-        "@odata.count": 5000,
-        "value": [],
-    }
-    assert stub.state.encoded[(CODE, None, "Id")] is cached  # neither the pages nor the count request re-encode
-
-
 @pytest.mark.parametrize(
     "text", [None, "Id gt 120", "Dim1 eq 'SEX_FMLE'", "(Dim1 eq 'SEX_FMLE') and Id gt 120", "TimeDim lt 1970"]
 )
@@ -158,14 +94,6 @@ def test_other_filters_go_the_normal_way(stub, rows, text):
     params = {"$orderby": "Id", "$filter": text}
     assert _get(stub, **params).json()["value"] == apply_query(rows, params, FIELDS)
     assert list(stub.state.encoded) == [(CODE, text, "Id")]
-
-
-def test_keyset_with_ids_that_are_not_all_numbers(stub):
-    rows = generate_rows(CODE, 20)
-    rows[3]["Id"], rows[5]["Id"] = None, "x"
-    stub.set_rows(CODE, rows)
-    params = {"$orderby": "Id", "$filter": "(Dim1 ne 'SEX_BTSX') and Id gt 4"}
-    assert _get(stub, **params).json()["value"] == apply_query(rows, params, FIELDS)
 
 
 # --- modes ----------------------------------------------------------------------------
@@ -262,43 +190,7 @@ def test_modes_over_http(stub, rows):
     assert stub.mode == DEFAULT_MODE and len(_get(stub).json()["value"]) == 300
 
 
-def test_rows_change_after_the_nth_data_request(stub):
-    stub.set_rows(CODE, generate_rows(CODE, 50))
-    runs = []
-
-    def change(server):
-        runs.append(server)
-        server.delete_rows(CODE, [12, 13])
-        server.insert_rows(CODE, [dict(generate_rows(CODE, 1)[0], Id=1000)])
-
-    stub.after_requests(2, change)
-    page = {"$orderby": "Id", "$top": "10", "$count": "true"}
-    assert _ids(_get(stub, **page).json()) == list(range(1, 11))
-    _get(stub, "Indicator")  # not indicator data: not counted
-    assert runs == []
-    assert _ids(_get(stub, **page, **{"$filter": "Id gt 5"}).json()) == list(range(6, 16))
-    payload = _get(stub, **page, **{"$filter": "Id gt 10"}).json()
-    assert _ids(payload) == [11] + list(range(14, 23))
-    assert payload["@odata.count"] == 50 - 10 - 2 + 1
-    assert _ids(_get(stub, **page, **{"$filter": "Id gt 45"}).json()) == [46, 47, 48, 49, 50, 1000]
-    assert runs == [stub]
-
-
-def test_rows_change_after_requests_over_http(stub):
-    stub.set_rows(CODE, generate_rows(CODE, 10))
-    control = stub.base_url.replace("/api", "/_control")
-    body = {"n": 1, "action": "delete_rows", "code": CODE, "ids": [1, 2]}
-    assert requests.post(f"{control}/after_requests", json=body, timeout=TIMEOUT).status_code == 200
-    assert _ids(_get(stub, **{"$orderby": "Id"}).json()) == list(range(1, 11))
-    assert _ids(_get(stub, **{"$orderby": "Id"}).json()) == list(range(3, 11))
-    body = {"n": 0, "action": "insert_rows", "code": CODE, "rows": [{"Id": 99, "IndicatorCode": CODE}]}
-    assert requests.post(f"{control}/after_requests", json=body, timeout=TIMEOUT).status_code == 200
-    assert _ids(_get(stub, **{"$orderby": "Id"}).json())[-1] == 99
-    for bad in ({"n": 1, "action": "drop_table", "code": CODE}, {"n": "1", "action": "delete_rows", "code": CODE}):
-        assert requests.post(f"{control}/after_requests", json=bad, timeout=TIMEOUT).status_code == 400
-
-
-# --- faults ---------------------------------------------------------------------------
+# --- faults that shape one answer -------------------------------------------------------
 
 
 def test_drip_sends_a_byte_per_interval_and_stops_when_the_client_goes(stub, rows):
@@ -328,80 +220,6 @@ def test_drip_stops_at_its_time_limit(stub, rows):
     assert _wait_for(lambda: _fault_entry(stub, "drip").get("ended")) == "limit"
 
 
-def _get_stream(stub):
-    return requests.get(f"{stub.base_url}/{CODE}", stream=True, timeout=TIMEOUT)
-
-
-def _read_until_end(answer, limit=1 << 24):
-    received = b""
-    try:
-        while len(received) < limit:
-            piece = answer.raw.read(1 << 16, decode_content=False)
-            if not piece:
-                break
-            received += piece
-    except Exception:  # the body ended short of its Content-Length
-        pass
-    answer.close()
-    return received
-
-
-def test_endless_streams_rows_until_the_client_closes(stub):
-    stub.add_fault("endless")
-    with requests.Session() as session:
-        answer = session.get(f"{stub.base_url}/{CODE}", stream=True, timeout=TIMEOUT)
-        assert answer.status_code == 200 and "Content-Length" not in answer.headers
-        assert answer.headers["Content-Type"] == "application/json"
-        received = b""
-        for _ in range(100):
-            received += answer.raw.read(1 << 16)
-            if len(received) >= 1 << 18:
-                break
-        answer.close()
-    assert received.startswith(b'{"value": [{"Id": 1, "Comments": "xxxx')
-    entry = _wait_for(lambda: _fault_entry(stub, "endless").get("ended") and _fault_entry(stub, "endless"))
-    assert entry["ended"] == "client gone" and entry["sent"] >= len(received)
-
-
-def test_endless_stops_at_its_byte_limit(stub):
-    stub.add_fault("endless", limit_bytes=300_000)
-    answer = _get(stub)
-    assert len(answer.content) == 300_000
-    assert _wait_for(lambda: _fault_entry(stub, "endless").get("ended")) == "limit"
-
-
-def test_gzip_bomb_is_small_on_the_wire_and_large_inflated(stub):
-    stub.add_fault("gzip_bomb", inflated=32 << 20)
-    answer = _get_stream(stub)
-    assert answer.status_code == 200 and answer.headers["Content-Encoding"] == "gzip"
-    size = int(answer.headers["Content-Length"])
-    assert size < 1 << 20
-    raw = _read_until_end(answer)
-    assert len(raw) == size
-    inflater = zlib.decompressobj(31)
-    prefix = inflater.decompress(raw, 1 << 16)
-    assert len(prefix) == 1 << 16 and prefix.startswith(b'{"value": [') and not prefix[11:].strip()
-    assert inflater.unconsumed_tail  # far more to come
-    assert gzip_bomb_body(32 << 20) is gzip_bomb_body(32 << 20)  # built once per size
-
-
-def test_gzip_bomb_inflates_to_the_size_asked():
-    body, inflater, total = gzip_bomb_body(3_000_000), zlib.decompressobj(31), 0
-    for _ in range(100):
-        total += len(inflater.decompress(body, 1 << 20))
-        body = inflater.unconsumed_tail
-        if not body:
-            break
-    assert total + len(inflater.flush()) == 3_000_000
-
-
-def test_gzip_bomb_default_size(stub):
-    stub.add_fault("gzip_bomb")
-    answer = _get_stream(stub)
-    assert answer.headers["Content-Encoding"] == "gzip" and int(answer.headers["Content-Length"]) < 2 << 20
-    answer.close()
-
-
 def test_redirect(stub, rows):
     stub.add_fault("redirect", location="http://127.0.0.1:9/api/elsewhere")
     answer = requests.get(f"{stub.base_url}/{CODE}", allow_redirects=False, timeout=TIMEOUT)
@@ -410,15 +228,6 @@ def test_redirect(stub, rows):
     stub.add_fault("redirect", status=307)
     answer = requests.get(f"{stub.base_url}/{CODE}", params={"$top": "1"}, allow_redirects=False, timeout=TIMEOUT)
     assert answer.status_code == 307 and answer.headers["Location"] == answer.url  # a loop
-
-
-def test_error_body(stub):
-    text = "\x1b[31mERROR\x1b[0m\r\nretry\rlater \u00e9"
-    stub.add_fault("error_body", status=502, body=text)
-    answer = _get(stub)
-    assert answer.status_code == 502 and answer.headers["Content-Type"] == "text/plain"
-    assert answer.content == text.encode("utf-8")
-    assert _get(stub).status_code == 200  # once
 
 
 @pytest.mark.parametrize("options,expected", [({}, 100), ({"count": 0}, 0), ({"count": None}, None)])
@@ -440,36 +249,3 @@ def test_new_faults_over_http_with_times_after_and_path(stub, rows):
     ] * 2
     assert len(_get(stub).json()["value"]) == 300
     assert requests.post(f"{control}/faults", json={"kind": "lava"}, timeout=TIMEOUT).status_code == 400
-
-
-def test_help_documents_every_fault_mode_and_endpoint(capsys):
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    text = capsys.readouterr().out
-    for word in (*FAULT_KINDS, *DEFAULT_MODE, "/_control/mode", "/_control/faults", "/_control/after_requests"):
-        assert word in text
-
-
-def test_a_separate_process_starts_in_its_mode_and_is_controlled_over_http():
-    command = [sys.executable, str(STUB_SCRIPT), "--port", "0", "--no-samples", "--generate", "GEN_X=200"]
-    command += ["--mode", '{"max_page_size": 50, "link_style": "relative"}']
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        ready, _, _ = select.select([process.stdout], [], [], 15)
-        line = process.stdout.readline() if ready else ""
-        assert " at http" in line, line
-        base = line.rsplit(" at ", 1)[1].strip()
-        control = base.replace("/api", "/_control")
-        assert requests.get(f"{control}/mode", timeout=TIMEOUT).json()["max_page_size"] == 50
-        assert requests.get(f"{base}/GEN_X", timeout=TIMEOUT).json()["@odata.nextLink"].startswith("GEN_X?")
-        requests.post(f"{control}/mode", json={"cap": 7}, timeout=TIMEOUT).raise_for_status()
-        requests.post(f"{control}/faults", json={"kind": "error_body", "body": "no"}, timeout=TIMEOUT)
-        assert requests.get(f"{base}/GEN_X", timeout=TIMEOUT).content == b"no"
-        assert len(requests.get(f"{base}/GEN_X", timeout=TIMEOUT).json()["value"]) == 7
-        requests.post(f"{control}/reset", json={}, timeout=TIMEOUT).raise_for_status()
-        mode = requests.get(f"{control}/mode", timeout=TIMEOUT).json()
-        assert mode == dict(DEFAULT_MODE, max_page_size=50, link_style="relative")  # the start-up mode
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
