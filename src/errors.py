@@ -14,7 +14,7 @@ once.
       IndicatorNotFound                    the source has no such indicator
       SourceUnavailable                    transient: retries used up, or told to wait long
       SourceChanged                        transient: the rows changed while they were paged
-    Transient                              transient: one answer worth asking for again
+    TransientAnswer                        transient: one answer worth asking for again
     TransformError                         a landing batch cannot become staging
       TooManyRejects
     LoadError                              a staging batch cannot be applied
@@ -45,7 +45,7 @@ class AlreadyRunning(GhoEtlError):
 
 
 class ExtractError(GhoEtlError):
-    """The source could not deliver the data, and asking again as it is would not help."""
+    """The source could not deliver the data (subclasses say whether asking again later may help)."""
 
 
 class IndicatorNotFound(ExtractError):
@@ -64,7 +64,7 @@ class SourceChanged(ExtractError):
     transient = True
 
 
-class Transient(GhoEtlError):
+class TransientAnswer(GhoEtlError):
     """One answer worth asking for again: raised and caught inside a source's retry loop.
 
     A caller's check raises it too, for an answer that is well formed but not

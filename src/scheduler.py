@@ -26,7 +26,7 @@ from src.contracts.layout import Layout
 from src.contracts.ledger import last_successful_loads
 from src.errors import AlreadyRunning
 from src.locks import try_lock
-from src.storage.files import write_json_atomic
+from src.storage.disk import write_json_atomic
 
 log = logging.getLogger("gho_etl.scheduler")
 

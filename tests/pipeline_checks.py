@@ -16,7 +16,7 @@ from psycopg2 import sql
 from src.contracts import schema
 from src.db import Database
 from src.runner import Runner
-from src.storage.files import TEMP_PREFIX
+from src.storage.disk import TEMP_PREFIX
 
 METADATA = (schema.BATCH_COLUMN, schema.LOADED_AT_COLUMN)
 

@@ -24,7 +24,13 @@ def test_exit_codes_live_on_the_classes():
 
 def test_transient_means_a_later_try_may_succeed_unchanged():
     transient = sorted(cls.__name__ for cls in _classes() if cls.transient)
-    assert transient == ["AlreadyRunning", "DatabaseUnavailable", "SourceChanged", "SourceUnavailable", "Transient"]
+    assert transient == [
+        "AlreadyRunning",
+        "DatabaseUnavailable",
+        "SourceChanged",
+        "SourceUnavailable",
+        "TransientAnswer",
+    ]
 
 
 def test_a_source_that_keeps_failing_is_transient_and_a_missing_indicator_is_not(make_settings, stub):

@@ -9,7 +9,7 @@ from src.errors import ExtractError, IndicatorNotFound
 from src.contracts.landing import MANIFEST, PROGRESS
 from src.extract.phase import extract_dataset
 from tests.helpers import complete_batches
-from src.errors import Transient
+from src.errors import TransientAnswer
 from src.sources.gho_odata.answer import parse_answer
 from src.contracts.layout import Layout
 from tests.api_checks import api_requests
@@ -252,7 +252,7 @@ def test_page_validation_accepts_every_json_page(body, count, next_link):
     ],
 )
 def test_page_validation_refuses_what_is_not_a_page(body, reason):
-    with pytest.raises(Transient) as refused:
+    with pytest.raises(TransientAnswer) as refused:
         parse_answer(body)
     assert reason in refused.value.reason
 

@@ -9,7 +9,7 @@ import time
 import psycopg2
 import pytest
 
-from src.storage.files import TEMP_PREFIX
+from src.storage.disk import TEMP_PREFIX
 from tests.helpers import PROJECT_ROOT, run_script, write_dataset_config
 from utils.gho_samples import generate_rows
 

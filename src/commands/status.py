@@ -15,6 +15,8 @@ def status_main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="status.py",
         description="Show whether the scheduler runs, each dataset's schedule, next due time and last run.",
+        epilog="exit codes: 0 shown (also when the run history cannot be read: it says so), "
+        "2 bad usage or configuration.",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return command(

@@ -2,7 +2,10 @@
 
 A landing batch is the folder `landing/<dataset>/<batch_id>/` of a store:
 - `request.json`: what is being fetched (a resumed run must ask for the same thing),
-- `page-NNNNN.json`: each raw answer of the source, exactly as it arrived,
+- `page-NNNNN.json`: each answer of the source, exactly as it arrived: a JSON
+  object whose `value` is a list of row objects with GHO's fields
+  (`schema.GHO_FIELDS`; other fields become text columns). This shape is what
+  the transform reads, so a source of another shape writes its rows in it,
 - `progress.json`: the extract's own resumable state (the source's paging state),
 - `manifest.json`: written last, once the batch is proven complete; its presence
   marks the batch complete, and it is the only file the transform trusts to say

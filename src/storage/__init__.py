@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
 
-from src.storage.files import json_bytes
+from src.storage.disk import json_bytes
 
 
 class Store(ABC):
@@ -57,7 +57,7 @@ class Store(ABC):
         """Yield a local scratch path to write with any library; it appears at `key` only if the block succeeds.
 
         Whatever is at the path when the block ends is published, so the caller
-        may also replace the file atomically (`storage.files.atomic_path(path)`),
+        may also replace the file atomically (`storage.disk.atomic_path(path)`),
         as the transform does when it rewrites a batch without its duplicates.
         """
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from src.contracts.layout import Layout
 from src.storage import Store
-from src.storage.files import atomic_path, remove_tree, sweep_temp_files, write_bytes_atomic
+from src.storage.disk import atomic_path, remove_tree, sweep_temp_files, write_bytes_atomic
 
 
 class LocalFolder(Store):

@@ -21,7 +21,7 @@ from src.contracts.staging import with_content_hash
 from src.errors import TooManyRejects, TransformError
 from src.faultpoints import crash_point
 from src.progress_bar import ProgressBar
-from src.storage.files import atomic_path
+from src.storage.disk import atomic_path
 from src.transform.dedup import duplicate_positions, rewrite_without
 from src.transform.pages import PageReader
 from src.transform.rejects import RejectsFile

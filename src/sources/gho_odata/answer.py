@@ -8,7 +8,7 @@ from typing import Optional
 
 import msgspec
 
-from src.errors import Transient
+from src.errors import TransientAnswer
 from src.text import printable
 
 
@@ -67,9 +67,9 @@ def _answer(body, value_ids, next_link, source_count, typed=False) -> Answer:
     if source_count is not None and (
         not isinstance(source_count, int) or isinstance(source_count, bool) or source_count < 0
     ):
-        raise Transient("response's @odata.count is not a row count")
+        raise TransientAnswer("response's @odata.count is not a row count")
     if next_link is not None and not isinstance(next_link, str):
-        raise Transient("response's @odata.nextLink is not a link")
+        raise TransientAnswer("response's @odata.nextLink is not a link")
     return Answer(
         raw=body,
         count=len(value_ids),
@@ -82,7 +82,7 @@ def _answer(body, value_ids, next_link, source_count, typed=False) -> Answer:
 
 
 def parse_answer(body: bytes) -> Answer:
-    """Validate a response body as an OData page; raise Transient when it is not one.
+    """Validate a response body as an OData page; raise TransientAnswer when it is not one.
 
     msgspec checks the JSON syntax and reads each row's Id without building a
     Python object per value, at several hundred MB/s; typing the rows is the
@@ -100,9 +100,9 @@ def parse_answer(body: bytes) -> Answer:
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
-        raise Transient(f"response is not valid JSON ({len(body)} bytes: {printable(body, 60)!r})") from None
+        raise TransientAnswer(f"response is not valid JSON ({len(body)} bytes: {printable(body, 60)!r})") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("value"), list):
-        raise Transient("response JSON has no 'value' list")
+        raise TransientAnswer("response JSON has no 'value' list")
     ids = [row.get("Id") if isinstance(row, dict) else None for row in payload["value"]]
     return _answer(body, ids, payload.get("@odata.nextLink"), payload.get("@odata.count"))
 

@@ -28,7 +28,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from src.errors import ExtractError, IndicatorNotFound, SourceUnavailable, Transient
+from src.errors import ExtractError, IndicatorNotFound, SourceUnavailable, TransientAnswer
 from src.sources.gho_odata.answer import Answer, parse_answer
 from src.sources.gho_odata.http_deadline import Deadline, mount_deadline_adapters
 from src.text import printable
@@ -113,7 +113,7 @@ class GhoClient:
     def get_answer(self, url: str, params: dict, indicator: str, check=None) -> Answer:
         """GET one page, retrying transient failures; raise ExtractError when it cannot.
 
-        `check(page)` may raise Transient for an answer that is well formed but
+        `check(page)` may raise TransientAnswer for an answer that is well formed but
         not believable (an empty page where the source counts rows): it is
         retried like any other transient failure.
         """
@@ -123,7 +123,7 @@ class GhoClient:
                 if check is not None:
                     check(page)
                 return page
-            except Transient as problem:
+            except TransientAnswer as problem:
                 if attempt == self.max_attempts:
                     raise SourceUnavailable(
                         f"indicator {indicator}: giving up after {attempt} attempts: {problem.reason}"
@@ -158,18 +158,18 @@ class GhoClient:
         with Deadline(self.timeout) as deadline:
             try:
                 body = self._exchange(url, params, indicator, deadline)
-            except Transient:
+            except TransientAnswer:
                 if deadline.expired:
                     raise self._late() from None
                 raise
             if deadline.expired:  # the cut may have looked like the end of the body
                 raise self._late()
         if not body.strip():
-            raise Transient("empty response body")
+            raise TransientAnswer("empty response body")
         return parse_answer(body)
 
     def _late(self):
-        return Transient(f"no complete answer within {self.timeout:g}s")
+        return TransientAnswer(f"no complete answer within {self.timeout:g}s")
 
     def _exchange(self, url, params, indicator, deadline) -> bytes:
         for _ in range(MAX_REDIRECTS + 1):
@@ -197,7 +197,7 @@ class GhoClient:
         except requests.Timeout:
             raise self._late() from None
         except requests.ConnectionError as exc:
-            raise Transient(f"connection failed: {type(exc).__name__}") from None
+            raise TransientAnswer(f"connection failed: {type(exc).__name__}") from None
         except requests.RequestException as exc:
             raise ExtractError(f"indicator {indicator}: request failed: {printable(exc)}") from None
 
@@ -231,9 +231,9 @@ class GhoClient:
             raise self._late() from None
         except urllib3.exceptions.DecodeError:
             encoding = printable(response.headers.get("Content-Encoding", ""), 40)
-            raise Transient(f"response body is not valid {encoding or 'encoded'} data") from None
+            raise TransientAnswer(f"response body is not valid {encoding or 'encoded'} data") from None
         except (urllib3.exceptions.HTTPError, OSError):
-            raise Transient("connection broken mid-response") from None
+            raise TransientAnswer("connection broken mid-response") from None
 
     def _too_large(self, indicator, limit, how):
         return ExtractError(
@@ -245,9 +245,9 @@ class GhoClient:
     def _refusal(self, status, response, body, url, indicator):
         reason = printable(response.reason or "", 60)
         if status == 429:
-            return Transient("429 Too Many Requests", _retry_after_seconds(response.headers.get("Retry-After")))
+            return TransientAnswer("429 Too Many Requests", _retry_after_seconds(response.headers.get("Retry-After")))
         if status >= 500:
-            return Transient(
+            return TransientAnswer(
                 f"HTTP {status} {reason}".strip(), _retry_after_seconds(response.headers.get("Retry-After"))
             )
         if status == 404:

@@ -41,7 +41,7 @@ import logging
 import requests
 
 from src.contracts.landing import PageEntry, page_file
-from src.errors import ExtractError, SourceChanged, Transient
+from src.errors import ExtractError, SourceChanged, TransientAnswer
 from src.faultpoints import crash_point
 from src.text import printable
 
@@ -163,19 +163,19 @@ class KeysetPager:
         )
 
     def _believable(self, page, step):
-        """Raise Transient for an answer that contradicts the source's count (retried, like GHO's empty answers)."""
+        """Raise TransientAnswer where an answer contradicts the count (retried, like GHO's empty answers)."""
         state = self.state
         if state["count"] is None:
             if page.count == 0 and page.source_count:
-                raise Transient(f"the API answered no rows but counts {page.source_count}")
+                raise TransientAnswer(f"the API answered no rows but counts {page.source_count}")
             return
         if step["url"]:
             return  # a piece of a nextLink chain may be empty: the chain ends, the next request goes on
         if page.source_count is None:
-            raise Transient("the API sent no @odata.count this time")
+            raise TransientAnswer("the API sent no @odata.count this time")
         remaining = state["count"] - state["landed"]
         if page.count == 0 and remaining > 0:
-            raise Transient(f"the API answered no rows where its count says {remaining} remain")
+            raise TransientAnswer(f"the API answered no rows where its count says {remaining} remain")
 
     def _check_order(self, page):
         if page.ids_problem:
@@ -262,7 +262,7 @@ class KeysetPager:
 
 def _requires_count(page):
     if page.source_count is None:
-        raise Transient("the API sent no @odata.count this time")
+        raise TransientAnswer("the API sent no @odata.count this time")
 
 
 def _digest(url) -> str:
