@@ -15,7 +15,7 @@ import psycopg2
 import psycopg2.extensions
 
 from src.contracts.layout import Layout
-from src.errors import DatabaseUnavailable
+from src.errors import ConfigError, DatabaseUnavailable
 from src.text import first_line
 
 log = logging.getLogger("gho_etl.db")
@@ -112,6 +112,8 @@ class Database:
             )
         except psycopg2.OperationalError as exc:
             raise DatabaseUnavailable(f"cannot connect to {self.description()}: {first_line(exc)}") from None
+        except psycopg2.ProgrammingError as exc:  # libpq cannot read the connection string at all
+            raise ConfigError(f"the database settings are not a valid connection string: {first_line(exc)}") from None
         if connection.server_version < MIN_SERVER_VERSION:
             version = connection.server_version
             connection.close()

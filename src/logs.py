@@ -11,18 +11,16 @@ import contextvars
 import json
 import logging
 import logging.handlers
-import re
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
+from src.redact import redact
 from src.text import without_controls
 
 LOG_FILE_NAME = "gho_etl.jsonl"
 _context = contextvars.ContextVar("gho_etl_log_context", default={})
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-_URI_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@")
-_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 
 
 @contextmanager
@@ -36,18 +34,9 @@ def log_context(**fields):
 
 
 class RedactSecrets(logging.Filter):
-    """Masks passwords in URIs, `password=` keywords and any configured secret value."""
+    """Masks secrets (`src.redact`) and makes every message one line, before any handler sees it."""
 
-    def __init__(self, secrets=()):
-        super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 3]
-
-    def redact(self, text: str) -> str:
-        text = _URI_PASSWORD.sub(r"\1***@", text)
-        text = _KEYWORD_PASSWORD.sub(r"\1***", text)
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+    redact = staticmethod(redact)
 
     def filter(self, record):
         message = record.getMessage()
@@ -76,7 +65,7 @@ class JsonLinesFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_text:
             entry["exception"] = record.exc_text
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return redact(json.dumps(entry, default=str, ensure_ascii=False))  # extra fields too
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -96,22 +85,6 @@ class ConsoleFormatter(logging.Formatter):
             record.exc_text = saved
 
 
-def secrets_of(settings) -> list:
-    secrets = []
-    if settings.psql_params.get("password"):
-        secrets.append(settings.psql_params["password"])
-    if settings.database_url:
-        try:
-            import psycopg2.extensions
-
-            password = psycopg2.extensions.parse_dsn(settings.database_url).get("password")
-        except Exception:
-            password = None
-        if password:
-            secrets.append(password)
-    return secrets
-
-
 def setup_logging(settings, console_level=None, console=True):
     """Configure the root logger for a script or the scheduler (idempotent)."""
     root = logging.getLogger()
@@ -119,7 +92,7 @@ def setup_logging(settings, console_level=None, console=True):
         root.removeHandler(handler)
         handler.close()
     root.setLevel(logging.DEBUG)
-    redact = RedactSecrets(secrets_of(settings))
+    redact_filter = RedactSecrets()
 
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     file_handler = logging.handlers.RotatingFileHandler(
@@ -130,14 +103,14 @@ def setup_logging(settings, console_level=None, console=True):
     )
     file_handler.setLevel(settings.log_level)
     file_handler.setFormatter(JsonLinesFormatter())
-    file_handler.addFilter(redact)
+    file_handler.addFilter(redact_filter)
     root.addHandler(file_handler)
 
     if console:
         stream = logging.StreamHandler(sys.stderr)
         stream.setLevel(console_level or settings.log_level)
         stream.setFormatter(ConsoleFormatter())
-        stream.addFilter(redact)
+        stream.addFilter(redact_filter)
         root.addHandler(stream)
     for noisy in ("urllib3", "pgserver", "filelock", "fasteners"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -16,6 +16,7 @@ from src import extract, load, transform
 from src.contracts.results import PhaseResult
 from src.errors import GhoEtlError
 from src.logs import log_context
+from src.redact import redact
 from src.run_history import new_run_id
 from src.text import one_line
 
@@ -70,12 +71,12 @@ class Runner:
             try:
                 result = PHASE_RUNNERS[phase](self.settings, dataset, self.database)
             except GhoEtlError as exc:
-                outcome = PhaseOutcome.failed(dataset.name, phase, one_line(exc), exc.exit_code)
+                outcome = PhaseOutcome.failed(dataset.name, phase, redact(one_line(exc)), exc.exit_code)
                 log.error("%s of %s failed: %s", phase, dataset.name, outcome.error)
             except Exception as exc:  # an unexpected bug: keep the traceback in the log file
                 log.exception("%s of %s failed unexpectedly", phase, dataset.name)
                 message = f"unexpected {type(exc).__name__}: {exc} (traceback in the log file)"
-                outcome = PhaseOutcome.failed(dataset.name, phase, one_line(message), 1)
+                outcome = PhaseOutcome.failed(dataset.name, phase, redact(one_line(message)), 1)
             else:
                 shared = {f.name: getattr(result, f.name) for f in fields(PhaseResult)}
                 outcome = PhaseOutcome(dataset=dataset.name, phase=phase, ok=True, **shared)

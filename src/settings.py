@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from src.contracts.ledger import SYSTEM_TABLES
 from src.errors import ConfigError
+from src.redact import remember_settings
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 INDICATOR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
@@ -232,6 +233,7 @@ def load_settings() -> Settings:
     """Read config.config and validate every value."""
     from config import config as cfg
 
+    remember_settings(cfg.DATABASE_URL, cfg.PSQL_SERVER_PARAMS.get("password"), cfg.GHO_API_BASE_URL)
     if cfg.DATASET_CONFIG_ERROR:
         raise ConfigError(cfg.DATASET_CONFIG_ERROR)
     if not re.match(r"^https?://", cfg.GHO_API_BASE_URL):

@@ -19,7 +19,7 @@ MAX_FUNCTION_LINES = 60
 ALLOWED_IMPORTS = {
     "src.contracts": ("src.contracts", "src.errors"),
     "src.storage": ("src.storage", "src.contracts.layout", "src.errors", "src.faultpoints"),
-    "src.sources": ("src.sources", "src.contracts", "src.errors", "src.faultpoints", "src.text"),
+    "src.sources": ("src.sources", "src.contracts", "src.errors", "src.faultpoints", "src.redact", "src.text"),
 }
 PROJECT_PACKAGES = ("src", "utils", "tests", "config", "scripts")
 

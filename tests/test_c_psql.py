@@ -62,7 +62,7 @@ def test_life_expectancy_table(script_env, database_url):
 
 
 def main() -> int:
-    from src.commands.common import quiet_broken_pipe
+    from src.commands.common import fail, quiet_broken_pipe
     from src.db import Database
     from src.errors import GhoEtlError
     from src.settings import load_settings
@@ -72,13 +72,11 @@ def main() -> int:
         database = Database(load_settings())
         connection = database.connect()
     except GhoEtlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return fail(exc, 1)
     try:
         count = check_table(connection)
     except AssertionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return fail(exc, 1)
     print(f"{TABLE}: {count} rows in {database.description()}")
     with connection.cursor() as cursor:
         cursor.execute(sql.SQL("SELECT * FROM {} LIMIT 10").format(sql.Identifier(TABLE)))

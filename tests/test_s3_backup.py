@@ -92,6 +92,42 @@ def test_exclusions_and_include_landing(s3_env, tmp_path):
     assert restored_files("--include-landing") == [".env.example", "data/landing/ds/b1/page-00000.json", "src/app.py"]
 
 
+def test_secret_files_are_never_backed_up(s3_env, tmp_path):
+    env, _ = s3_env
+    project = tmp_path / "project"
+    secrets = [".envrc", ".pgpass", ".netrc", "deploy/server.pem", "deploy/private.key", "deploy/id_rsa"]
+    secrets += ["deploy/id_ed25519.pub", "config/secrets.yaml", "config/credentials.json", "certs/client.p12"]
+    for relative in ["src/app.py", ".env.example", *secrets]:
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        (project / relative).write_text("PGPASSWORD=secret\n")
+    backup_tool("backup", "--root", str(project), env=env, check=0)
+    key = backup_tool("list", env=env, check=0).stdout.split("\t")[0]
+    target = tmp_path / "restored"
+    backup_tool("restore", key, "--to", str(target), env=env, check=0)
+    assert sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()) == [
+        ".env.example",
+        "src/app.py",
+    ]
+
+
+def test_restore_refuses_an_archive_that_unpacks_far_beyond_its_size(s3_env, tmp_path):
+    env, client = s3_env
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        member = tarfile.TarInfo("zeros.bin")
+        member.size = 100 << 20
+        archive.addfile(member, io.BytesIO(bytes(member.size)))
+    body = buffer.getvalue()
+    key = "nightly/gho-etl-bomb.tar.gz"
+    client.put_object(
+        Bucket=env["S3_BUCKET"], Key=key, Body=body, Metadata={"sha256": hashlib.sha256(body).hexdigest()}
+    )
+    result = backup_tool("restore", key, "--to", str(tmp_path / "safe"), env=env)
+    assert result.returncode == 1, result.stderr
+    assert "unpacks to 104857600 bytes" in result.stderr and "--max-bytes" in result.stderr
+    assert not list((tmp_path / "safe").rglob("*"))
+
+
 def test_restore_refuses_non_empty_directory_unless_forced(s3_env, tmp_path):
     env, _ = s3_env
     backup_tool("backup", env=env, check=0)

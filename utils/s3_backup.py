@@ -6,13 +6,18 @@
     restore KEY --to DIR         download, verify SHA-256, unpack (refuses a non-empty DIR unless --force)
     prune --keep N               delete all but the N newest backups
 
-Never archived: .env files, data/ (except landing with --include-landing),
-logs/, virtual environments, caches and .git. Bucket, prefix and endpoint come
+Never archived: secret files (.env files but .env.example, .envrc, .pgpass,
+.netrc, keys and certificates, secrets.*, credentials*; see SECRET_FILES),
+data/ (except landing with --include-landing), logs/, virtual environments,
+caches and .git. A restore unpacks at most --max-bytes (default: 100 times the
+archive's size, at least 64 MiB), so a crafted archive cannot fill the disk.
+Bucket, prefix and endpoint come
 from S3_BUCKET, S3_PREFIX (default "gho-etl/") and S3_ENDPOINT_URL (MinIO and
 other S3-compatible stores); credentials the standard AWS way.
 """
 
 import argparse
+import fnmatch
 import hashlib
 import os
 import sys
@@ -37,6 +42,32 @@ SKIP_DIRS = {
     ".mypy_cache",
 }
 SKIP_SUFFIXES = (".pyc", ".pyo")
+# Names of files that hold secrets by convention: never archived, wherever they are.
+SECRET_FILES = (
+    ".env",
+    ".env.*",
+    ".envrc",
+    ".pgpass",
+    ".netrc",
+    ".git-credentials",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    "secrets.*",
+    "*.secret",
+    "*.secrets",
+    "credentials*",
+)
+SHAREABLE = (".env.example",)
+RESTORE_RATIO = 100
+RESTORE_FLOOR_BYTES = 64 << 20
 
 
 class BackupError(Exception):
@@ -101,9 +132,7 @@ def project_files(root: Path, include_landing=False):
         relative_dir = Path(directory).relative_to(root)
         subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS and not d.endswith(".egg-info"))
         for name in sorted(names):
-            if name == ".env" or (name.startswith(".env.") and name != ".env.example"):
-                continue
-            if name.endswith(SKIP_SUFFIXES):
+            if is_secret(name) or name.endswith(SKIP_SUFFIXES):
                 continue
             path = Path(directory) / name
             if path.is_file() and not path.is_symlink():
@@ -113,6 +142,10 @@ def project_files(root: Path, include_landing=False):
         if landing.is_dir():
             files += sorted(p.relative_to(root) for p in landing.rglob("*") if p.is_file() and not p.is_symlink())
     return files
+
+
+def is_secret(name: str) -> bool:
+    return name not in SHAREABLE and any(fnmatch.fnmatchcase(name.lower(), pattern) for pattern in SECRET_FILES)
 
 
 def build_archive(root: Path, destination: Path, include_landing=False) -> int:
@@ -131,10 +164,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_members(archive: tarfile.TarFile, target: Path):
-    """Refuse any member that would land outside `target` or is not a plain file or directory."""
+def check_members(archive: tarfile.TarFile, target: Path, max_bytes: int):
+    """Refuse any member that would land outside `target` or is not a plain file or directory, and an
+    archive whose files add up to more than `max_bytes` (checked from the headers, before anything is written)."""
     base = target.resolve()
+    unpacked = 0
     for member in archive.getmembers():
+        unpacked += member.size
+        if unpacked > max_bytes:
+            total = sum(m.size for m in archive.getmembers())
+            raise BackupError(
+                f"the archive unpacks to {total} bytes, more than the {max_bytes} allowed; nothing restored "
+                "(pass --max-bytes N to allow more)"
+            )
         destination = (base / member.name).resolve()
         if member.name.startswith("/") or (destination != base and base not in destination.parents):
             raise BackupError(f"archive member {member.name!r} would escape {target}; refusing to restore")
@@ -191,9 +233,10 @@ def cmd_restore(s3, bucket, prefix, args):
             raise BackupError(f"{args.key} has no sha256 in its metadata; not a backup of this tool")
         if actual != expected:
             raise BackupError(f"checksum mismatch for {args.key}: expected {expected}, got {actual}; nothing restored")
+        max_bytes = args.max_bytes or max(RESTORE_FLOOR_BYTES, RESTORE_RATIO * archive.stat().st_size)
         target.mkdir(parents=True, exist_ok=True)
         with tarfile.open(archive, "r:gz") as handle:
-            check_members(handle, target)
+            check_members(handle, target, max_bytes)
             handle.extractall(target, filter="data")
             count = len(handle.getmembers())
     print(f"restore: {count} files from s3://{bucket}/{args.key} into {target} (sha256 verified)")
@@ -223,6 +266,12 @@ def main(argv=None) -> int:
     restore.add_argument("key", help="object key as shown by list")
     restore.add_argument("--to", required=True, help="directory to unpack into (must be empty unless --force)")
     restore.add_argument("--force", action="store_true", help="unpack into a non-empty directory")
+    restore.add_argument(
+        "--max-bytes",
+        type=int,
+        default=None,
+        help="unpack at most this many bytes (default: 100 times the archive's size, at least 64 MiB)",
+    )
     prune = commands.add_parser("prune", help="delete all but the newest N backups")
     prune.add_argument("--keep", type=int, required=True, help="how many of the newest backups to keep")
     args = parser.parse_args(argv)

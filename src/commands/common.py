@@ -7,6 +7,7 @@ class's exit code with one `error: ...` line, so no command writes that twice.
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from src.db import Database
 from src.errors import EXIT_OK, AlreadyRunning, ConfigError, GhoEtlError
 from src.logs import setup_logging
+from src.redact import redact
 from src.run_history import RunHistory
 from src.runner import Runner
 from src.settings import load_settings
@@ -23,6 +25,10 @@ EXIT_FAILED = GhoEtlError.exit_code
 EXIT_CONFIG = ConfigError.exit_code
 EXIT_ALREADY_RUNNING = AlreadyRunning.exit_code
 EXIT_INTERRUPTED = 130
+# Everything a command creates (data, staging, rejects, logs, locks, pid and state files) is
+# the user's alone: folders 0700, files 0600. The data holds the API's answers and the logs
+# the pipeline's history, which other local users have no business reading.
+PRIVATE_UMASK = 0o077
 
 SETTINGS_HELP = (
     "Settings come from the environment or .env (each one is in .env.example and README's Configuration), "
@@ -67,7 +73,7 @@ def _console_level(args):
 
 
 def fail(message, code) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(redact(f"error: {message}"), file=sys.stderr)
     return code
 
 
@@ -84,6 +90,7 @@ def command(parser, body, argv=None, logs="console", interrupted=RESUMABLE, chec
     before the settings are read, as argparse does.
     """
     quiet_broken_pipe()
+    os.umask(PRIVATE_UMASK)
     args = parser.parse_args(argv)
     if check_args is not None:
         check_args(parser, args)
@@ -115,8 +122,8 @@ def report(outcomes) -> int:
     code = EXIT_OK
     for outcome in outcomes:
         if outcome.ok:
-            print(outcome.summary())
+            print(redact(outcome.summary()))
         else:
-            print(f"error: {outcome.summary()}", file=sys.stderr)
+            print(redact(f"error: {outcome.summary()}"), file=sys.stderr)
             code = max(code, outcome.exit_code or EXIT_FAILED)
     return code

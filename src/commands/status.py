@@ -8,6 +8,7 @@ from src.commands.common import command
 from src.contracts.ledger import latest_runs
 from src.db import Database
 from src.errors import EXIT_OK
+from src.redact import redact
 from src.scheduler import register, scheduler_process, state_file
 
 
@@ -31,9 +32,9 @@ def status_main(argv=None) -> int:
 def _show(settings, args) -> int:
     report_data = collect_status(settings)
     if args.json:
-        print(json.dumps(report_data, indent=2, default=str))
+        print(redact(json.dumps(report_data, indent=2, default=str)))
     else:
-        print(format_status(report_data))
+        print(redact(format_status(report_data)))
     return EXIT_OK
 
 

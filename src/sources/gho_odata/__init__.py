@@ -4,6 +4,7 @@
 `paging` pages an indicator by Id and proves it complete against the count.
 """
 
+from src.redact import without_credentials
 from src.sources import Source
 from src.sources.gho_odata.client import GhoClient
 from src.sources.gho_odata.paging import PAGING, KeysetPager, new_paging_state
@@ -16,7 +17,7 @@ class GhoODataSource(Source):
 
     def batch_request(self, dataset) -> dict:
         return {
-            "base_url": self.settings.api_base_url,
+            "base_url": without_credentials(self.settings.api_base_url),
             "indicator": dataset.indicator,
             "filter": dataset.filter,
             "page_size": self.settings.page_size,
