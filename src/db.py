@@ -8,12 +8,12 @@ an inter-process lock, so concurrent scripts share one server safely.
 """
 
 import logging
-import warnings
 from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
 
+from src import embedded_db
 from src.contracts.layout import Layout
 from src.errors import ConfigError, DatabaseUnavailable
 from src.text import first_line
@@ -69,22 +69,14 @@ class Database:
 
     def _embedded_uri(self) -> str:
         if self._embedded is None:
+            logging.getLogger("pgserver").setLevel(logging.WARNING)
             try:
-                with warnings.catch_warnings():
-                    # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, CI); harmless.
-                    warnings.simplefilter("ignore")
-                    import pgserver
+                self._embedded = embedded_db.start(self.embedded_dir)
             except ImportError:
                 raise DatabaseUnavailable(
                     "no database configured and the embedded one (pgserver) is not installed: "
                     "run python3 utils/install_requirements.py, or set DATABASE_URL"
                 ) from None
-            logging.getLogger("pgserver").setLevel(logging.WARNING)
-            self.embedded_dir.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self._embedded = pgserver.get_server(self.embedded_dir, cleanup_mode="stop")
             except Exception as exc:  # pgserver raises plain exceptions of many kinds
                 raise DatabaseUnavailable(
                     f"could not start the embedded PostgreSQL in {self.embedded_dir}: {first_line(exc)} "

@@ -1,0 +1,105 @@
+"""The embedded PostgreSQL under data/postgres: a killed first start is repaired, a killed user never keeps it up.
+
+Each case runs the real thing in child processes (their own process groups,
+so a kill takes everything they started) on a data directory of its own.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from tests.helpers import PROJECT_ROOT
+
+# Connects to the embedded database of the data directory in argv[1]; prints "ready", then sleeps argv[2] seconds.
+CONNECT = f"""
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {str(PROJECT_ROOT)!r})
+from src.db import Database
+from src.settings import Settings
+data = Path(sys.argv[1])
+settings = Settings(api_base_url="http://127.0.0.1:9/api", datasets={{}}, data_dir=data, log_dir=data.parent / "logs")
+connection = Database(settings).connect()
+with connection.cursor() as cursor:
+    cursor.execute("SELECT count(*) FROM pg_database WHERE datname = 'postgres'")
+    assert cursor.fetchone()[0] == 1
+connection.close()
+print("ready", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def _servers(data_dir) -> list:
+    """postgres processes serving `data_dir`."""
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        if process.info["name"] == "postgres" and str(data_dir) in " ".join(process.info["cmdline"] or []):
+            found.append(process)
+    return found
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    yield data
+    for process in _servers(data):
+        process.kill()
+
+
+def _start(data_dir, linger=0.0):
+    return subprocess.Popen(
+        [sys.executable, "-c", CONNECT, str(data_dir), str(linger)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _connect_once(data_dir):
+    return subprocess.run(
+        [sys.executable, "-c", CONNECT, str(data_dir), "0"], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.15, 0.3, 0.5])
+def test_a_first_start_killed_while_the_cluster_is_made_is_repaired_by_the_next_run(data_dir, delay):
+    first = _start(data_dir)
+    deadline = time.monotonic() + 30
+    while not (data_dir / "postgres").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(delay)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    second = _connect_once(data_dir)
+    assert second.returncode == 0 and second.stdout.strip() == "ready", second.stderr[-2000:]
+    third = _connect_once(data_dir)
+    assert third.returncode == 0, third.stderr[-2000:]
+
+
+def test_a_killed_user_of_the_embedded_database_does_not_keep_it_running(data_dir):
+    user = _start(data_dir, linger=60)
+    assert user.stdout.readline().strip() == "ready", user.stderr.read()
+    os.killpg(user.pid, signal.SIGKILL)
+    user.wait()
+    assert _servers(data_dir), "the server should still be up: its user died without stopping it"
+    later = _connect_once(data_dir)
+    assert later.returncode == 0, later.stderr[-2000:]
+    deadline = time.monotonic() + 15
+    while _servers(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _servers(data_dir) == []
+
+
+def test_first_starts_at_the_same_moment_share_one_cluster(data_dir):
+    starters = [_start(data_dir) for _ in range(3)]
+    outputs = [starter.communicate(timeout=120) for starter in starters]
+    assert [starter.returncode for starter in starters] == [0, 0, 0], [err[-2000:] for _, err in outputs]
+    assert [out.strip() for out, _ in outputs] == ["ready"] * 3
+    assert not (data_dir / "postgres.initialising").exists()
