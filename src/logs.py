@@ -15,7 +15,7 @@ import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from src.redact import redact
+from src.redact import redact, redact_values
 from src.text import without_controls
 
 LOG_FILE_NAME = "gho_etl.jsonl"
@@ -62,10 +62,10 @@ class JsonLinesFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = redact_values(value)
         if record.exc_text:
             entry["exception"] = record.exc_text
-        return redact(json.dumps(entry, default=str, ensure_ascii=False))  # extra fields too
+        return json.dumps(entry, default=str, ensure_ascii=False)
 
 
 class ConsoleFormatter(logging.Formatter):

@@ -75,3 +75,37 @@ def test_data_and_logs_are_private_to_the_user(script_env, tmp_path):
                 shared.append(f"{path.relative_to(tmp_path)} {oct(path.stat().st_mode & 0o777)}")
     assert shared == []
     assert (tmp_path / "logs" / "gho_etl.jsonl").exists() and list((tmp_path / "data" / "locks").iterdir())
+
+
+@pytest.mark.parametrize(
+    "database_url",
+    [
+        f"postgresql://etl:my {SECRET}@[::1:5432/gho",  # a space: no URL pattern stops at the right place
+        f"postgresql://etl@[::1/gho?password={SECRET}%zz&sslmode=disable",  # a query parameter
+        f'postgresql://etl:p\u00e4{SECRET}"q%zz@127.0.0.1:9/gho',  # JSON would escape it
+        f"postgresql://etl@[::1/gho?password={SECRET}",  # a keyword at the end of a JSON string
+    ],
+    ids=["space", "query-parameter", "escaped-in-json", "keyword-in-json"],
+)
+def test_secrets_of_any_shape_stay_hidden_and_json_stays_json(script_env, tmp_path, database_url):
+    env = dict(script_env, DATABASE_URL=database_url)
+    results = [run_script("start_load.py", env=env), run_script("status.py", env=env)]
+    shown = run_script("status.py", "--json", env=env, check=0)
+    assert json.loads(shown.stdout)["history_error"]
+    for result in [*results, shown]:
+        assert SECRET not in result.stdout + result.stderr
+    for line in (tmp_path / "logs" / "gho_etl.jsonl").read_text().splitlines():
+        assert SECRET not in json.loads(line)["message"] + line
+    assert SECRET not in _everything_written(tmp_path)
+
+
+def test_a_password_that_is_a_common_word_does_not_rewrite_other_text():
+    from src.redact import redact, remember
+
+    remember("data")
+    assert redact('{"datasets": [{"dataset": "a"}], "db": "(default database)"}') == (
+        '{"datasets": [{"dataset": "a"}], "db": "(default database)"}'
+    )
+    assert redact("the password is data") == "the password is ***"
+    assert redact("http://127.0.0.1:8080/api/x@y") == "http://127.0.0.1:8080/api/x@y"
+    assert redact("postgresql://etl:p@ss/word@host/db") == "postgresql://etl:***@host/db"

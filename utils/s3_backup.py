@@ -7,7 +7,8 @@
     prune --keep N               delete all but the N newest backups
 
 Never archived: secret files (.env files but .env.example, .envrc, .pgpass,
-.netrc, keys and certificates, secrets.*, credentials*; see SECRET_FILES),
+.netrc, keys and certificates, secrets.*, credentials*: SECRET_FILES in
+utils/backup_archive.py),
 data/ (except landing with --include-landing), logs/, virtual environments,
 caches and .git. A restore unpacks at most --max-bytes (default: 100 times the
 archive's size, at least 64 MiB), so a crafted archive cannot fill the disk.
@@ -17,61 +18,26 @@ other S3-compatible stores); credentials the standard AWS way.
 """
 
 import argparse
-import fnmatch
-import hashlib
 import os
 import sys
 import tarfile
 import tempfile
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ARCHIVE_SUFFIX = ".tar.gz"
-SKIP_DIRS = {
-    ".git",
-    ".venv",
-    "venv",
-    ".ci-venv",
-    "__pycache__",
-    ".pytest_cache",
-    ".hypothesis",
-    "data",
-    "logs",
-    "node_modules",
-    ".mypy_cache",
-}
-SKIP_SUFFIXES = (".pyc", ".pyo")
-# Names of files that hold secrets by convention: never archived, wherever they are.
-SECRET_FILES = (
-    ".env",
-    ".env.*",
-    ".envrc",
-    ".pgpass",
-    ".netrc",
-    ".git-credentials",
-    "*.pem",
-    "*.key",
-    "*.p12",
-    "*.pfx",
-    "*.jks",
-    "*.keystore",
-    "id_rsa*",
-    "id_dsa*",
-    "id_ecdsa*",
-    "id_ed25519*",
-    "secrets.*",
-    "*.secret",
-    "*.secrets",
-    "credentials*",
+sys.path.insert(0, str(ROOT))
+
+from src.redact import redact, remember, url_passwords  # noqa: E402
+from utils.backup_archive import (  # noqa: E402
+    ARCHIVE_SUFFIX,
+    RESTORE_FLOOR_BYTES,
+    RESTORE_RATIO,
+    BackupError,
+    build_archive,
+    check_members,
+    sha256_of,
 )
-SHAREABLE = (".env.example",)
-RESTORE_RATIO = 100
-RESTORE_FLOOR_BYTES = 64 << 20
-
-
-class BackupError(Exception):
-    """A failure to report as one line (exit code 1)."""
 
 
 # --- S3 access -------------------------------------------------------------------
@@ -122,66 +88,6 @@ def require_bucket(s3, bucket, endpoint):
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
             raise BackupError(f"bucket {bucket!r} does not exist at {endpoint or 'AWS S3'}") from None
         raise
-
-
-# --- archives --------------------------------------------------------------------
-def project_files(root: Path, include_landing=False):
-    """Relative paths of what a backup holds, sorted."""
-    files = []
-    for directory, subdirs, names in os.walk(root):
-        relative_dir = Path(directory).relative_to(root)
-        subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS and not d.endswith(".egg-info"))
-        for name in sorted(names):
-            if is_secret(name) or name.endswith(SKIP_SUFFIXES):
-                continue
-            path = Path(directory) / name
-            if path.is_file() and not path.is_symlink():
-                files.append(relative_dir / name)
-    if include_landing:
-        landing = root / "data" / "landing"
-        if landing.is_dir():
-            files += sorted(p.relative_to(root) for p in landing.rglob("*") if p.is_file() and not p.is_symlink())
-    return files
-
-
-def is_secret(name: str) -> bool:
-    return name not in SHAREABLE and any(fnmatch.fnmatchcase(name.lower(), pattern) for pattern in SECRET_FILES)
-
-
-def build_archive(root: Path, destination: Path, include_landing=False) -> int:
-    files = project_files(root, include_landing)
-    with tarfile.open(destination, "w:gz") as archive:
-        for relative in files:
-            archive.add(root / relative, arcname=str(PurePosixPath(*relative.parts)), recursive=False)
-    return len(files)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def check_members(archive: tarfile.TarFile, target: Path, max_bytes: int):
-    """Refuse any member that would land outside `target` or is not a plain file or directory, and an
-    archive whose files add up to more than `max_bytes` (checked from the headers, before anything is written)."""
-    base = target.resolve()
-    unpacked = 0
-    for member in archive.getmembers():
-        unpacked += member.size
-        if unpacked > max_bytes:
-            total = sum(m.size for m in archive.getmembers())
-            raise BackupError(
-                f"the archive unpacks to {total} bytes, more than the {max_bytes} allowed; nothing restored "
-                "(pass --max-bytes N to allow more)"
-            )
-        destination = (base / member.name).resolve()
-        if member.name.startswith("/") or (destination != base and base not in destination.parents):
-            raise BackupError(f"archive member {member.name!r} would escape {target}; refusing to restore")
-        if not (member.isfile() or member.isdir()):
-            raise BackupError(f"archive member {member.name!r} is a link or device; refusing to restore")
 
 
 # --- commands --------------------------------------------------------------------
@@ -278,10 +184,11 @@ def main(argv=None) -> int:
     if args.command == "prune" and args.keep < 0:
         parser.error("--keep must be 0 or more")
     handlers = {"backup": cmd_backup, "list": cmd_list, "restore": cmd_restore, "prune": cmd_prune}
+    remember(*url_passwords(os.environ.get("S3_ENDPOINT_URL")), os.environ.get("AWS_SECRET_ACCESS_KEY"))
     try:
         bucket, prefix, endpoint = s3_settings()
-        s3 = client(endpoint)
         try:
+            s3 = client(endpoint)
             require_bucket(s3, bucket, endpoint)
             handlers[args.command](s3, bucket, prefix, args)
         except BackupError:
@@ -289,7 +196,7 @@ def main(argv=None) -> int:
         except Exception as exc:
             raise explain(exc, bucket, endpoint) from None
     except BackupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(redact(f"error: {exc}"), file=sys.stderr)
         return 1
     return 0
 

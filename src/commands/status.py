@@ -8,7 +8,7 @@ from src.commands.common import command
 from src.contracts.ledger import latest_runs
 from src.db import Database
 from src.errors import EXIT_OK
-from src.redact import redact
+from src.redact import redact, redact_values
 from src.scheduler import register, scheduler_process, state_file
 
 
@@ -32,7 +32,7 @@ def status_main(argv=None) -> int:
 def _show(settings, args) -> int:
     report_data = collect_status(settings)
     if args.json:
-        print(redact(json.dumps(report_data, indent=2, default=str)))
+        print(json.dumps(redact_values(report_data), indent=2, default=str))
     else:
         print(redact(format_status(report_data)))
     return EXIT_OK
