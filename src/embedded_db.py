@@ -17,7 +17,9 @@ Two things it does not survive, handled here under that same lock:
 
 import json
 import logging
+import os
 import shutil
+import threading
 import warnings
 
 import psutil
@@ -26,6 +28,8 @@ log = logging.getLogger("gho_etl.db")
 
 MARKER_SUFFIX = ".initialising"
 HANDLES = ".handle_pids.json"
+# pgserver's inter-process lock does not keep threads of one process apart.
+_one_thread_at_a_time = threading.Lock()
 
 
 def _pgserver():
@@ -39,6 +43,11 @@ def _pgserver():
 
 def start(data_dir):
     """A running pgserver handle for `data_dir` (ImportError when pgserver is missing)."""
+    with _one_thread_at_a_time:
+        return _start(data_dir)
+
+
+def _start(data_dir):
     pgserver = _pgserver()
     import fasteners
 
@@ -46,7 +55,8 @@ def start(data_dir):
     marker = data_dir.with_name(data_dir.name + MARKER_SUFFIX)
     with fasteners.InterProcessLock(str(pgserver.PostgresServer.lock_path)):
         maker = _read_marker(marker)
-        if maker is not None and not _alive(*maker):
+        # Our own pid here means an earlier start in this process failed (threads take turns).
+        if maker is not None and (maker[0] == os.getpid() or not _alive(*maker)):
             _remove_half_made(data_dir)
             marker.unlink()
             maker = None
@@ -65,7 +75,7 @@ def _remove_half_made(data_dir):
     log.warning("the embedded PostgreSQL in %s was killed during its first start; making it again", data_dir)
     for process in psutil.process_iter(["name", "cmdline"]):
         try:
-            if process.info["name"] == "postgres" and str(data_dir) in " ".join(process.info["cmdline"] or []):
+            if process.info["name"] == "postgres" and str(data_dir) in (process.info["cmdline"] or []):
                 process.kill()
         except psutil.Error:
             pass
