@@ -16,6 +16,7 @@ import psycopg2.extensions
 from src import embedded_db
 from src.contracts.layout import Layout
 from src.errors import ConfigError, DatabaseUnavailable
+from src.redact import remember
 from src.text import first_line
 
 log = logging.getLogger("gho_etl.db")
@@ -54,6 +55,7 @@ class Database:
     def __init__(self, settings):
         self.settings = settings
         self._embedded = None
+        self._embedded_password = None
         self._announced = False
 
     @property
@@ -71,7 +73,8 @@ class Database:
         if self._embedded is None:
             logging.getLogger("pgserver").setLevel(logging.WARNING)
             try:
-                self._embedded = embedded_db.start(self.embedded_dir)
+                self._embedded, self._embedded_password = embedded_db.start(self.embedded_dir)
+                remember(self._embedded_password)
             except ImportError:
                 raise DatabaseUnavailable(
                     "no database configured and the embedded one (pgserver) is not installed: "
@@ -91,7 +94,7 @@ class Database:
         elif self.settings.psql_params:
             target = dict(self.settings.psql_params)
         else:
-            target = {"dsn": self._embedded_uri()}
+            target = {"dsn": self._embedded_uri(), "password": self._embedded_password}
         if not self._announced:
             log.info("using database: %s", self.description())
             self._announced = True

@@ -13,20 +13,34 @@ Two things it does not survive, handled here under that same lock:
 - a user killed with SIGKILL never removes its pid, so the server would run
   for ever; pids of processes that are gone are pruned before each start,
   and the server stops when the last live user exits.
+
+pgserver also trusts every local connection, and with a long data path its
+socket lands in a world-writable folder: any local user could connect as
+superuser. So every start makes sure the server asks for a password: a
+generated one, in `postgres.password` beside the data directory (0600, this
+user only), set for the `postgres` role while trust still holds, then
+pg_hba.conf says scram-sha-256 everywhere and the server reloads it.
 """
 
 import json
 import logging
 import os
+import secrets
 import shutil
+import signal
 import threading
 import warnings
+from pathlib import Path
 
 import psutil
+import psycopg2
+
+from src.storage.disk import write_bytes_atomic
 
 log = logging.getLogger("gho_etl.db")
 
 MARKER_SUFFIX = ".initialising"
+PASSWORD_SUFFIX = ".password"
 HANDLES = ".handle_pids.json"
 # pgserver's inter-process lock does not keep threads of one process apart.
 _one_thread_at_a_time = threading.Lock()
@@ -42,7 +56,7 @@ def _pgserver():
 
 
 def start(data_dir):
-    """A running pgserver handle for `data_dir` (ImportError when pgserver is missing)."""
+    """(a running pgserver handle for `data_dir`, the password connections need); ImportError without pgserver."""
     with _one_thread_at_a_time:
         return _start(data_dir)
 
@@ -68,7 +82,53 @@ def _start(data_dir):
         warnings.simplefilter("ignore")
         server = pgserver.get_server(data_dir, cleanup_mode="stop")
     marker.unlink(missing_ok=True)  # a start succeeded: the cluster is whole
-    return server
+    with fasteners.InterProcessLock(str(pgserver.PostgresServer.lock_path)):
+        password = _require_password(server, data_dir)
+    return server, password
+
+
+def password_file(data_dir) -> Path:
+    return data_dir.with_name(data_dir.name + PASSWORD_SUFFIX)
+
+
+def _require_password(server, data_dir) -> str:
+    """The generated password every connection needs (set up on the first start, repaired on any later)."""
+    secret_file = password_file(data_dir)
+    if not secret_file.exists():
+        write_bytes_atomic(secret_file, secrets.token_urlsafe(32).encode())  # mkstemp: 0600
+    password = secret_file.read_text().strip()
+    hba = data_dir / "pg_hba.conf"
+    lines = hba.read_text().splitlines()
+    if any(_trusts(line) for line in lines):
+        connection = psycopg2.connect(server.get_uri(), connect_timeout=10)
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute("ALTER ROLE postgres PASSWORD %s", [password])
+        finally:
+            connection.close()
+        _replace_keeping_owner(hba, "".join(_scram(line) + "\n" for line in lines))
+    os.kill(server.get_pid(), signal.SIGHUP)  # the server rereads pg_hba.conf (again, if a run was killed here)
+    return password
+
+
+def _trusts(line) -> bool:
+    fields = line.split("#", 1)[0].split()
+    return bool(fields) and fields[-1] == "trust"
+
+
+def _scram(line) -> str:
+    return line.rsplit("trust", 1)[0] + "scram-sha-256" if _trusts(line) else line
+
+
+def _replace_keeping_owner(path, text):
+    """Write `path` atomically; as root the server runs as another user, who must still own its file."""
+    owner = path.stat()
+    temp = path.with_name(path.name + ".new")
+    temp.write_text(text)
+    os.chown(temp, owner.st_uid, owner.st_gid)
+    os.chmod(temp, 0o600)
+    os.replace(temp, path)
 
 
 def _remove_half_made(data_dir):

@@ -5,12 +5,14 @@ so a kill takes everything they started) on a data directory of its own.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import psutil
+import psycopg2.extensions
 import pytest
 
 from tests.helpers import PROJECT_ROOT
@@ -103,3 +105,66 @@ def test_first_starts_at_the_same_moment_share_one_cluster(data_dir):
     assert [starter.returncode for starter in starters] == [0, 0, 0], [err[-2000:] for _, err in outputs]
     assert [out.strip() for out, _ in outputs] == ["ready"] * 3
     assert not (data_dir / "postgres.initialising").exists()
+
+
+# As another local user: connect to the embedded server through the socket directory in argv[1].
+AS_ANOTHER_USER = """
+import sys
+import psycopg2
+try:
+    psycopg2.connect(host=sys.argv[1], user="postgres", dbname="postgres", connect_timeout=5).close()
+except psycopg2.OperationalError as exc:
+    print("refused:", str(exc).strip().splitlines()[0])
+else:
+    print("connected")
+"""
+
+
+def test_no_other_local_user_can_connect_even_when_the_socket_is_in_a_shared_folder(tmp_path):
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to act as another user")
+    deep = tmp_path / ("d" * 60) / ("e" * 60)  # long enough that the socket cannot live in the data directory
+    deep.mkdir(parents=True)
+    user = _start(deep, linger=60)
+    try:
+        assert user.stdout.readline().strip() == "ready", user.stderr.read()
+        uri = psycopg2.extensions.parse_dsn(_embedded_uri(deep))
+        other = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c", AS_ANOTHER_USER]
+            + [uri["host"]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert other.stdout.startswith("refused:"), other.stdout + other.stderr
+    finally:
+        os.killpg(user.pid, signal.SIGKILL)
+        user.wait()
+        for process in _servers(deep):
+            process.kill()
+
+
+def _embedded_uri(data_dir) -> str:
+    script = CONNECT.replace('print("ready", flush=True)', "print(Database(settings)._embedded_uri(), flush=True)")
+    result = subprocess.run([sys.executable, "-c", script, str(data_dir), "0"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+LEGACY_START = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import pgserver
+pgserver.get_server(sys.argv[1], cleanup_mode="stop")
+"""
+
+
+def test_a_data_directory_of_an_earlier_version_is_migrated_to_password_authentication(data_dir):
+    cluster = data_dir / "postgres"
+    subprocess.run([sys.executable, "-c", LEGACY_START, str(cluster)], check=True, capture_output=True, timeout=120)
+    assert " trust" in (cluster / "pg_hba.conf").read_text()  # what earlier versions left
+    result = _connect_once(data_dir)
+    assert result.returncode == 0 and result.stdout.strip() == "ready", result.stderr[-2000:]
+    rules = [line.split() for line in (cluster / "pg_hba.conf").read_text().splitlines()]
+    assert {fields[-1] for fields in rules if fields and not fields[0].startswith("#")} == {"scram-sha-256"}
+    assert (data_dir / "postgres.password").stat().st_mode & 0o777 == 0o600
