@@ -32,6 +32,7 @@ _URL_START = r"(?i)^\s*[a-z][a-z0-9+.\-]*://[^\s/@:]*:"
 _MIN_SECRET = 3
 
 _secrets = {}
+_patterns = []  # the remembered secrets' patterns, longest first (a secret may hold another)
 _lock = threading.Lock()
 
 
@@ -53,6 +54,7 @@ def remember(*secrets) -> None:
             for form in {secret, unquote(secret), secret.strip("'")}:
                 if len(form) >= _MIN_SECRET:
                     _secrets[form] = re.compile(r"(?<![A-Za-z0-9])" + re.escape(form) + r"(?![A-Za-z0-9])")
+        _patterns[:] = [_secrets[s] for s in sorted(_secrets, key=len, reverse=True)]
 
 
 def remember_settings(database_url=None, psql_password=None, api_base_url=None) -> None:
@@ -66,7 +68,7 @@ def redact(text) -> str:
     text = _URL_USERINFO.sub(lambda m: m.group(1) + MASK + "@", str(text))
     text = _KEYWORD.sub(lambda m: m.group(1) + MASK, text)
     with _lock:
-        patterns = [_secrets[s] for s in sorted(_secrets, key=len, reverse=True)]  # a secret may hold another
+        patterns = list(_patterns)
     for pattern in patterns:
         text = pattern.sub(MASK, text)
     return text

@@ -106,9 +106,14 @@ def _drip(request):
         if state.stopping.wait(seconds):
             ended = "stopped"
             break
-    with state.lock:  # the request log may be read meanwhile
+    _end_stream(request, sent, ended)
+
+
+def _end_stream(request, sent, ended):
+    """Record how a streamed answer ended, and close the connection after it."""
+    with request.handler.state.lock:  # the request log may be read meanwhile
         request.entry.update(sent=sent, ended=ended)
-    handler.close_connection = True
+    request.handler.close_connection = True
 
 
 def _endless(request):
@@ -129,9 +134,7 @@ def _endless(request):
         if state.stopping.is_set():
             ended = "stopped"
             break
-    with state.lock:  # the request log may be read meanwhile
-        request.entry.update(sent=sent, ended=ended)
-    handler.close_connection = True
+    _end_stream(request, sent, ended)
 
 
 def _gzip_bomb(request):
