@@ -62,6 +62,23 @@ class Database:
     def embedded_dir(self) -> Path:
         return Layout(self.settings.data_dir).postgres
 
+    @property
+    def is_embedded(self) -> bool:
+        return not (self.settings.database_url or self.settings.psql_params)
+
+    def external_params(self) -> dict:
+        """The configured database's libpq keywords (password included); ConfigError when they do not parse."""
+        if self.settings.database_url:
+            try:
+                return psycopg2.extensions.parse_dsn(self.settings.database_url)
+            except psycopg2.ProgrammingError as exc:
+                raise ConfigError(f"DATABASE_URL is not a valid connection string: {first_line(exc)}") from None
+        return dict(self.settings.psql_params)
+
+    def start_embedded(self) -> str:
+        """Start the embedded database (this process keeps it up until it exits); its libpq URI."""
+        return self._embedded_uri()
+
     def description(self) -> str:
         if self.settings.database_url:
             return describe_dsn(self.settings.database_url)

@@ -74,6 +74,8 @@ def _serve(settings, datasets, args) -> int:
     with runner_for(settings, trigger="scheduler") as runner:
         scheduler = Scheduler(settings, runner, datasets, workers=args.workers)
         scheduler.acquire()  # AlreadyRunning: exit 3, through `command`
+        if runner.database.is_embedded:
+            runner.database.start_embedded()  # up while the scheduler runs, for analysts between jobs
         scheduler.install_signal_handlers()
         try:
             scheduler.serve(run_now=args.run_now)
