@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 
+import pandas
 import psycopg2
 import pytest
+import sqlalchemy
 
 from tests.embedded_checks import servers
-from tests.helpers import PROJECT_ROOT, run_script, write_dataset_config
+from tests.helpers import PROJECT_ROOT, requires_samples, run_script, write_dataset_config
 from utils.gho_samples import generate_rows
 
 SECRET = "Zk4s3cretQ"
@@ -45,6 +47,7 @@ def test_start_uri_psql_stop_on_the_embedded_database(embedded_env, enterable_di
     assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
     connection = psycopg2.connect(uri)  # the URI alone is enough: libpq reads the passfile
     connection.close()
+    assert pandas.read_sql("SELECT 7 AS seven", sqlalchemy.create_engine(uri))["seven"].tolist() == [7]
     shown = _db(embedded_env, "psql", "--", "-At", "-c", "SELECT current_user", check=0)
     assert shown.stdout.strip() == "postgres"
     assert servers(enterable_dir), "psql's end must not stop a server kept up by db.py start"
@@ -120,3 +123,21 @@ def test_every_verb_has_help(script_env):
     shown = _db(script_env, "--help", check=0).stdout
     for verb in ("uri", "psql", "start", "stop", "status"):
         assert verb in shown
+
+
+@requires_samples
+def test_the_readme_queries_answer_on_the_real_sample(script_env, database_url):
+    run_script("start_scheduler.py", "--once", env=script_env, check=0)
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme.split("## Query the data", 1)[1].split("\n## ", 1)[0]
+    queries = [q.strip() for block in section.split("```sql")[1:] for q in block.split("```")[0].split(";")]
+    queries = [q for q in queries if q and not all(line.startswith("--") for line in q.splitlines())]
+    assert len(queries) == 3
+    connection = psycopg2.connect(database_url)
+    try:
+        with connection.cursor() as cursor:
+            for query in queries:
+                cursor.execute(query)
+                assert cursor.fetchall(), query
+    finally:
+        connection.close()
