@@ -4,6 +4,8 @@ The embedded cases run on a data folder of their own (`enterable_dir`); the
 configured ones on the test database.
 """
 
+import os
+import signal
 import stat
 import subprocess
 import sys
@@ -48,7 +50,7 @@ def test_start_uri_psql_stop_on_the_embedded_database(embedded_env, enterable_di
     connection = psycopg2.connect(uri)  # the URI alone is enough: libpq reads the passfile
     connection.close()
     assert pandas.read_sql("SELECT 7 AS seven", sqlalchemy.create_engine(uri))["seven"].tolist() == [7]
-    shown = _db(embedded_env, "psql", "--", "-At", "-c", "SELECT current_user", check=0)
+    shown = _db(embedded_env, "psql", "-At", "-c", "SELECT current_user", check=0)
     assert shown.stdout.strip() == "postgres"
     assert servers(enterable_dir), "psql's end must not stop a server kept up by db.py start"
     assert _db(embedded_env, "stop", check=0).stdout.strip() == "the embedded database is stopped"
@@ -91,6 +93,51 @@ def _wait(condition, what, timeout=30.0):
         time.sleep(0.1)
 
 
+def test_two_stops_at_once_both_end_cleanly(embedded_env, enterable_dir):
+    _db(embedded_env, "start", check=0)
+    stops = [
+        subprocess.Popen(
+            [sys.executable, str(PROJECT_ROOT / "scripts" / "db.py"), "stop"],
+            env=embedded_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [stop.communicate(timeout=60) for stop in stops]
+    assert [stop.returncode for stop in stops] == [0, 0], outputs
+    assert sorted(out.strip() for out, _ in outputs) == [
+        "the embedded database is not running",
+        "the embedded database is stopped",
+    ]
+    assert all(err == "" for _, err in outputs), outputs
+    assert servers(enterable_dir) == []
+
+
+def test_ctrl_c_in_psql_cancels_the_query_and_psql_ends_itself(script_env, database_url):
+    shell = subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "db.py"), "psql", "-c", "SELECT pg_sleep(30)"],
+        env=script_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    connection = psycopg2.connect(database_url)
+    connection.autocommit = True
+    try:
+        running = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"
+        with connection.cursor() as cursor:
+            _wait(lambda: cursor.execute(running) or cursor.fetchone()[0] == 1, "psql's query to run")
+    finally:
+        connection.close()
+    os.killpg(shell.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = shell.communicate(timeout=20)
+    assert "canceling statement due to user request" in err
+    assert shell.returncode == 1  # psql's own code for a failed -c; not 130, psql was not killed
+
+
 def test_the_embedded_database_stays_up_while_the_scheduler_runs(embedded_env, enterable_dir, stub):
     stub.set_rows("GEN_A", generate_rows("GEN_A", 50))
     config = write_dataset_config(enterable_dir, {"alpha": {"indicator": "GEN_A", "schedule": "every 1 hours"}})
@@ -116,7 +163,7 @@ def test_a_configured_database_uri_and_psql_show_no_password(script_env, databas
     assert answered.stdout.strip() == "42"
     assert _db(script_env, "status", check=0).stdout.endswith(": up (PostgreSQL 18.4)\n")
     for verb in ("start", "stop"):
-        assert "a database is configured" in _db(script_env, verb, check=1).stderr
+        assert "a database is configured" in _db(script_env, verb, check=2).stderr
 
 
 def test_every_verb_has_help(script_env):

@@ -55,6 +55,20 @@ def test_a_killed_user_of_the_embedded_database_does_not_keep_it_running(data_di
     assert servers(data_dir) == []
 
 
+def test_a_user_killed_while_another_runs_does_not_keep_it_running_after_both(data_dir):
+    killed = start_user(data_dir, linger=60)
+    assert killed.stdout.readline().strip() == "ready", killed.stderr.read()
+    other = start_user(data_dir, linger=2)
+    assert other.stdout.readline().strip() == "ready", other.stderr.read()
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert other.wait(timeout=60) == 0
+    deadline = time.monotonic() + 15
+    while servers(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert servers(data_dir) == [], "the last live user's exit must stop the server"
+
+
 def test_first_starts_at_the_same_moment_share_one_cluster(data_dir):
     starters = [start_user(data_dir) for _ in range(3)]
     outputs = [starter.communicate(timeout=120) for starter in starters]

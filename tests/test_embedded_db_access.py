@@ -43,7 +43,20 @@ def test_as_root_no_folder_above_the_data_is_opened(enterable_dir):
     assert stat.S_IMODE((private / "project").stat().st_mode) == 0o755
     assert result.returncode != 0
     assert f"cannot enter {private} (mode drwx------)" in result.stderr
-    assert "gho-etl never opens folders it does not own" in result.stderr
+    assert "gho-etl changes no permission outside its data directory" in result.stderr
+
+
+@as_root
+def test_as_root_a_scheduler_that_cannot_start_the_database_says_so_and_leaves_no_pid_file(script_env, enterable_dir):
+    private = enterable_dir / "home"
+    private.mkdir(mode=0o700)
+    env = dict(script_env, GHO_DATA_DIR=str(private / "data"), GHO_LOG_DIR=str(enterable_dir / "logs"))
+    env.pop("DATABASE_URL")
+    started = run_script("start_scheduler.py", env=env)
+    assert started.returncode == 1, started.stdout
+    assert f"cannot enter {private} (mode drwx------)" in started.stderr
+    assert not (private / "data" / "scheduler.pid").exists()
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
 
 
 @as_root

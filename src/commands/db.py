@@ -15,9 +15,12 @@ from urllib.parse import quote, urlencode
 
 import psycopg2.extensions
 
-from src.commands.common import EXIT_FAILED, SETTINGS_HELP, command, fail
+from src.commands.common import EXIT_CONFIG, EXIT_FAILED, SETTINGS_HELP, command, fail
 from src.db import Database
 from src.errors import EXIT_OK, ConfigError
+
+SECRET_KEYWORDS = ("password", "sslpassword")
+KEEP_UP_HINT = "python3 scripts/db.py start keeps it up"
 
 
 def _control():
@@ -32,43 +35,42 @@ def db_main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="db.py",
         description="The database gho-etl loads into: the embedded one (no database configured) or yours.",
-        epilog="exit codes: 0 done (status: up), 1 failed (status: not up), 2 bad usage or configuration. "
-        "psql exits with psql's own code. " + SETTINGS_HELP,
+        epilog="exit codes: 0 done (status: up), 1 failed (status: not up), 2 bad usage or configuration "
+        "(start/stop with a database configured); psql exits with psql's own code. " + SETTINGS_HELP,
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="{uri,psql,start,stop,status}")
     verbs.add_parser("uri", help="print a connection URI with no password in it (for psql, pandas, BI tools)")
-    shell = verbs.add_parser("psql", help="open a psql shell on the database (arguments after -- go to psql)")
-    shell.add_argument("psql_args", nargs=argparse.REMAINDER, help="e.g. -- -c 'SELECT 1'")
+    verbs.add_parser("psql", help="open a psql shell on the database; what follows goes to psql (-c 'SELECT 1')")
     verbs.add_parser("start", help="start the embedded database and keep it up until `db.py stop`")
     verbs.add_parser("stop", help="let the embedded database stop: now, or when the jobs using it end")
     verbs.add_parser("status", help="which database is in use, and whether it is up")
-    return command(
-        parser,
-        lambda invocation: _VERBS[invocation.args.verb](Database(invocation.settings), invocation.args),
-        argv,
-        logs=None,
-    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    psql_args = []
+    if argv[:1] == ["psql"] and argv[1:2] not in (["-h"], ["--help"]):
+        argv, psql_args = ["psql"], argv[2:] if argv[1:2] == ["--"] else argv[1:]
+
+    def body(invocation):
+        return _VERBS[invocation.args.verb](Database(invocation.settings), psql_args)
+
+    return command(parser, body, argv, logs=None)
 
 
-def _uri(database, args) -> int:
+def _uri(database, _) -> int:
     if not database.is_embedded:
         print(_external_uri(database.external_params()))
-        print("(no password shown: libpq reads it from PGPASSWORD or ~/.pgpass)", file=sys.stderr)
+        print("note: no password shown; libpq reads it from PGPASSWORD or ~/.pgpass", file=sys.stderr)
         return EXIT_OK
     control = _control()
     state = control.state(database.embedded_dir)
     if not state.running:
-        return fail(
-            f"the embedded database in {database.embedded_dir} is not running: start it with "
-            "python3 scripts/db.py start (it then stays up until python3 scripts/db.py stop)",
-            EXIT_FAILED,
-        )
+        return fail(f"the embedded database in {database.embedded_dir} is not running: {KEEP_UP_HINT}", EXIT_FAILED)
     print(control.uri(database.embedded_dir, state.socket_dir))
+    if not state.kept_up:
+        print(f"note: it stops when the last job using it ends; {KEEP_UP_HINT}", file=sys.stderr)
     return EXIT_OK
 
 
-def _psql(database, args) -> int:
-    extra = args.psql_args[1:] if args.psql_args[:1] == ["--"] else args.psql_args
+def _psql(database, psql_args) -> int:
     environment = dict(os.environ)
     if database.is_embedded:
         control = _control()
@@ -78,11 +80,14 @@ def _psql(database, args) -> int:
         params = database.external_params()
         if params.get("password") is not None:
             environment["PGPASSWORD"] = params.pop("password")
+        params.pop("sslpassword", None)  # never on a command line: psql asks for it
         target = psycopg2.extensions.make_dsn(**params)
-    try:
-        return subprocess.call([_psql_program(), target, *extra], env=environment)
-    except KeyboardInterrupt:
-        return 130
+    shell = subprocess.Popen([_psql_program(), target, *psql_args], env=environment)
+    while True:
+        try:
+            return shell.wait()
+        except KeyboardInterrupt:
+            continue  # Ctrl-C is psql's (it cancels the running query); we wait for psql to end
 
 
 def _psql_program() -> str:
@@ -98,26 +103,23 @@ def _psql_program() -> str:
     return found
 
 
-def _start(database, args) -> int:
+def _start(database, _) -> int:
     if not database.is_embedded:
-        return fail(
-            f"a database is configured ({database.description()}): there is no embedded one to start", EXIT_FAILED
-        )
-    try:
-        state = _control().keep_up(database.embedded_dir)
-    except ImportError:
-        database.start_embedded()  # the same clear DatabaseUnavailable as the phases give
-        raise
+        return fail(f"a database is configured ({database.description()}): there is no embedded one", EXIT_CONFIG)
+    database.start_embedded()  # the phases' one-line errors: not installed, a closed folder, ...
+    state = _control().keep_up(database.embedded_dir)
     print(f"embedded PostgreSQL {state.version} is up (pid {state.pid}) and stays up until: python3 scripts/db.py stop")
     print('connect with: python3 scripts/db.py psql   or   psql "$(python3 scripts/db.py uri)"')
     return EXIT_OK
 
 
-def _stop(database, args) -> int:
+def _stop(database, _) -> int:
     if not database.is_embedded:
-        return fail(f"a database is configured ({database.description()}): gho-etl does not stop it", EXIT_FAILED)
+        return fail(f"a database is configured ({database.description()}): gho-etl does not stop it", EXIT_CONFIG)
     users = _control().let_stop(database.embedded_dir)
-    if users:
+    if users is None:
+        print("the embedded database is not running")
+    elif users:
         pids = ", ".join(map(str, users))
         print(f"the embedded database stops when the {len(users)} process(es) using it end (pids {pids})")
     else:
@@ -125,19 +127,24 @@ def _stop(database, args) -> int:
     return EXIT_OK
 
 
-def _status(database, args) -> int:
+def _status(database, _) -> int:
     if not database.is_embedded:
         return _external_status(database)
     state = _control().state(database.embedded_dir)
+    where = f"embedded PostgreSQL {state.version or ''} in {database.embedded_dir}".replace("  ", " ")
     if not state.exists:
-        print(f"embedded PostgreSQL in {database.embedded_dir}: not made yet (the first job, or db.py start, makes it)")
+        print(f"{where}: not made yet (the first job, or db.py start, makes it)")
         return EXIT_FAILED
     if not state.running:
-        print(f"embedded PostgreSQL {state.version} in {database.embedded_dir}: stopped (up while a job uses it)")
+        print(f"{where}: stopped (up while a job uses it; {KEEP_UP_HINT})")
         return EXIT_FAILED
-    kept = "kept up by db.py start" if state.kept_up else "stops when the last process using it ends"
-    users = f"; used by pids {', '.join(map(str, state.users))}" if state.users else ""
-    print(f"embedded PostgreSQL {state.version} in {database.embedded_dir}: up (pid {state.pid}), {kept}{users}")
+    if state.kept_up:
+        kept = "kept up by db.py start"
+    elif state.users:
+        kept = f"stops when the last process using it ends (pids {', '.join(map(str, state.users))})"
+    else:
+        kept = "no live process uses it (one was killed): python3 scripts/db.py stop stops it"
+    print(f"{where}: up (pid {state.pid}), {kept}")
     print(f"socket folder: {state.socket_dir}")
     return EXIT_OK
 
@@ -153,8 +160,8 @@ def _external_status(database) -> int:
 
 
 def _external_uri(params) -> str:
-    """A libpq URI of `params` without the password."""
-    params = {key: value for key, value in params.items() if key != "password" and value is not None}
+    """A libpq URI of `params` without its secrets."""
+    params = {key: value for key, value in params.items() if key not in SECRET_KEYWORDS and value is not None}
     user = quote(params.pop("user", ""), safe="")
     host = params.pop("host", "")
     port = params.pop("port", "")

@@ -73,9 +73,10 @@ def _run_once(settings, datasets) -> int:
 def _serve(settings, datasets, args) -> int:
     with runner_for(settings, trigger="scheduler") as runner:
         scheduler = Scheduler(settings, runner, datasets, workers=args.workers)
-        scheduler.acquire()  # AlreadyRunning: exit 3, through `command`
         if runner.database.is_embedded:
-            runner.database.start_embedded()  # up while the scheduler runs, for analysts between jobs
+            # Up while the scheduler runs, for analysts between jobs; a failure ends the start before any pid file.
+            runner.database.start_embedded()
+        scheduler.acquire()  # AlreadyRunning: exit 3, through `command`
         scheduler.install_signal_handlers()
         try:
             scheduler.serve(run_now=args.run_now)

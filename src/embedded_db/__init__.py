@@ -45,18 +45,15 @@ def _start(cluster):
 
     cluster.parent.mkdir(parents=True, exist_ok=True)
     lock = start_lock(cluster)
+    # One hold from the repair to a ready, password-protected server: no other process can see a
+    # cluster between "checked" and "started", nor stop it before this process counts as its user.
     with lock:
         repair.before_start(cluster)
         for leftover in cluster.parent.glob(PWFILE_PREFIX + "*"):
             leftover.unlink(missing_ok=True)
         secret = password.generated(cluster)
-    server = EmbeddedServer(cluster, lock, secret)
-    server.start()
-    repair.after_start(cluster)
-    with lock:
+        server = EmbeddedServer(cluster, lock, secret)
+        server.start_locked()
+        repair.after_start(cluster)
         password.require(server, cluster, secret)
     return server, secret
-
-
-def password_file(cluster):
-    return password.password_file(cluster)

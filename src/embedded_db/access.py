@@ -47,9 +47,9 @@ def require_enterable(paths, account) -> None:
             if not _may_enter(folder.stat(), account):
                 raise DatabaseUnavailable(
                     f"as root the embedded PostgreSQL runs as the user {account.pw_name!r}, which cannot enter "
-                    f"{folder} (mode {stat.filemode(folder.stat().st_mode)}), and gho-etl never opens folders it "
-                    "does not own: move the project (its data directory and virtualenv) under a folder other "
-                    "users may enter, run as a non-root user, or set DATABASE_URL"
+                    f"{folder} (mode {stat.filemode(folder.stat().st_mode)}), and gho-etl changes no permission "
+                    "outside its data directory: move the project (its data directory and virtualenv) under a "
+                    "folder other users may enter, run as a non-root user, or set DATABASE_URL"
                 )
 
 

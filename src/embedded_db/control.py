@@ -9,6 +9,8 @@ leaves it to stop when the last one exits.
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from src.errors import DatabaseUnavailable
+
 from src.embedded_db import password, repair, start
 from src.embedded_db.server import (  # noqa: F401  (psql_binary: for scripts/db.py)
     KEEP_SUFFIX,
@@ -72,15 +74,19 @@ def keep_up(cluster) -> EmbeddedState:
     return state(cluster)
 
 
-def let_stop(cluster) -> list:
-    """Pids of the live processes still using the server, which stops when they exit; [] when it stopped now."""
+def let_stop(cluster):
+    """None when no server ran; [] when it stopped now; else the pids of the live processes using it (it stops
+    when they exit)."""
     beside(cluster, KEEP_SUFFIX).unlink(missing_ok=True)
-    if running_postmaster(cluster) is None:
-        return []
     lock = start_lock(cluster)
-    with lock:
+    with lock:  # a start or another stop in progress finishes first
+        if running_postmaster(cluster) is None:
+            return None
         repair.prune_dead_handles(cluster)
         users = repair.live_handles(cluster)
         if not users:
-            EmbeddedServer(cluster, lock, password="").stop_now()
+            try:
+                EmbeddedServer(cluster, lock, password="").stop_now()
+            except RuntimeError as exc:
+                raise DatabaseUnavailable(f"could not stop the embedded PostgreSQL in {cluster}: {exc}") from None
     return users

