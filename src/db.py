@@ -75,6 +75,14 @@ class Database:
                 raise ConfigError(f"DATABASE_URL is not a valid connection string: {first_line(exc)}") from None
         return dict(self.settings.psql_params)
 
+    def check(self) -> None:
+        """ConfigError before any work when the embedded database (if it is the one) could not run here."""
+        if self.is_embedded:
+            try:
+                embedded_db.check(self.embedded_dir)
+            except ImportError:
+                pass  # the first connection says so, with what to do
+
     def start_embedded(self) -> str:
         """Start the embedded database (this process keeps it up until it exits); its libpq URI."""
         return self._embedded_uri()

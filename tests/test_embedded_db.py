@@ -96,6 +96,7 @@ def test_no_other_local_user_can_connect_with_a_long_data_path(enterable_dir):
     deep = enterable_dir / ("d" * 60) / ("e" * 60)  # long enough that the socket cannot live in the data directory
     deep.mkdir(parents=True)
     user = start_user(deep, linger=60)
+    uri = {}
     try:
         assert user.stdout.readline().strip() == "ready", user.stderr.read()
         uri = psycopg2.extensions.parse_dsn(embedded_uri(deep))
@@ -112,6 +113,8 @@ def test_no_other_local_user_can_connect_with_a_long_data_path(enterable_dir):
         user.wait()
         for process in servers(deep):
             process.kill()
+        if uri.get("host"):
+            shutil.rmtree(uri["host"], ignore_errors=True)  # the socket folder, in the shared temp folder
 
 
 LEGACY_START = """

@@ -21,7 +21,7 @@ as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root makes the data
 needs_setpriv = pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) plays another user")
 
 
-def _stopservers(folder):
+def _kill_servers(folder):
     for process in servers(folder):
         process.kill()
 
@@ -38,7 +38,7 @@ def test_as_root_no_folder_above_the_data_is_opened(enterable_dir):
         text=True,
         timeout=120,
     )
-    _stopservers(private)
+    _kill_servers(private)
     assert stat.S_IMODE(private.stat().st_mode) == 0o700
     assert stat.S_IMODE((private / "project").stat().st_mode) == 0o755
     assert result.returncode != 0
@@ -53,9 +53,14 @@ def test_as_root_a_scheduler_that_cannot_start_the_database_says_so_and_leaves_n
     env = dict(script_env, GHO_DATA_DIR=str(private / "data"), GHO_LOG_DIR=str(enterable_dir / "logs"))
     env.pop("DATABASE_URL")
     started = run_script("start_scheduler.py", env=env)
-    assert started.returncode == 1, started.stdout
+    assert started.returncode == 2, started.stdout
     assert f"cannot enter {private} (mode drwx------)" in started.stderr
     assert not (private / "data" / "scheduler.pid").exists()
+    once = run_script("start_scheduler.py", "--once", env=env)
+    assert once.returncode == 2 and len(once.stderr.strip().splitlines()) == 1, once.stderr
+    assert not (private / "data" / "landing").exists(), "nothing may run when the database cannot"
+    assert not (private / "data" / "postgres.initialising").exists()
+    assert "did not finish" not in once.stderr + started.stderr
     assert stat.S_IMODE(private.stat().st_mode) == 0o700
 
 
@@ -89,18 +94,21 @@ def test_another_user_can_read_nothing_the_pipeline_wrote(script_env, enterable_
 def test_a_long_path_gets_a_private_socket_folder_even_when_another_user_took_its_name(enterable_dir):
     deep = enterable_dir / ("d" * 60) / ("e" * 40 + " with a space")
     deep.mkdir(parents=True)
+    made = []
     try:
-        first = _socket_folder(deep)
-        assert first != deep / "postgres"  # too long for a socket address
-        _assert_private(first)
-        shutil.rmtree(first)
-        subprocess.run([*AS_NOBODY, "mkdir", "-m", "777", str(first)], check=True)
-        second = _socket_folder(deep)
-        assert second != first
-        _assert_private(second)
+        made.append(_socket_folder(deep))
+        assert made[0] != deep / "postgres"  # too long for a socket address
+        _assert_private(made[0])
+        shutil.rmtree(made[0])
+        subprocess.run([*AS_NOBODY, "mkdir", "-m", "777", str(made[0])], check=True)
+        made.append(_socket_folder(deep))
+        assert made[1] != made[0]
+        _assert_private(made[1])
         assert connect_once(deep).returncode == 0
     finally:
-        _stopservers(deep)
+        _kill_servers(deep)
+        for folder in made:  # in the shared temp folder: leave nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _socket_folder(data_dir):
@@ -129,4 +137,4 @@ def test_a_lost_password_file_is_said_as_such(enterable_dir):
         assert again.returncode != 0
         assert "postgres.password is missing" in again.stderr and "put the file back" in again.stderr
     finally:
-        _stopservers(data)
+        _kill_servers(data)

@@ -110,6 +110,7 @@ def command(parser, body, argv=None, logs="console", interrupted=RESUMABLE, chec
 def runner_for(settings, trigger):
     """A Runner on the configured database, recording runs with `trigger`; the history is closed after."""
     database = Database(settings)
+    database.check()  # before any phase runs: exit 2, nothing done
     history = RunHistory(database, trigger=trigger)
     try:
         yield Runner(settings, database, history)

@@ -50,7 +50,10 @@ def db_main(argv=None) -> int:
         argv, psql_args = ["psql"], argv[2:] if argv[1:2] == ["--"] else argv[1:]
 
     def body(invocation):
-        return _VERBS[invocation.args.verb](Database(invocation.settings), psql_args)
+        try:
+            return _VERBS[invocation.args.verb](Database(invocation.settings), psql_args)
+        except PermissionError as exc:  # e.g. another user's data directory
+            return fail(f"{exc.filename or 'a file'}: permission denied (run as the user who owns it)", EXIT_FAILED)
 
     return command(parser, body, argv, logs=None)
 
@@ -85,7 +88,8 @@ def _psql(database, psql_args) -> int:
     shell = subprocess.Popen([_psql_program(), target, *psql_args], env=environment)
     while True:
         try:
-            return shell.wait()
+            code = shell.wait()
+            return 128 - code if code < 0 else code  # killed by a signal: the shell's convention
         except KeyboardInterrupt:
             continue  # Ctrl-C is psql's (it cancels the running query); we wait for psql to end
 
@@ -130,6 +134,7 @@ def _stop(database, _) -> int:
 def _status(database, _) -> int:
     if not database.is_embedded:
         return _external_status(database)
+    database.check()  # could it run here at all? (as root: every folder above it enterable)
     state = _control().state(database.embedded_dir)
     where = f"embedded PostgreSQL {state.version or ''} in {database.embedded_dir}".replace("  ", " ")
     if not state.exists:

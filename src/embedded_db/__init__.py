@@ -37,12 +37,22 @@ def start(cluster):
         return _started[cluster]
 
 
+def check(cluster) -> None:
+    """ConfigError now, before any work, when the embedded database could not run here (see `access`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from src.embedded_db.server import require_reachable
+
+    require_reachable(cluster)
+
+
 def _start(cluster):
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, CI); harmless.
         warnings.simplefilter("ignore")
-        from src.embedded_db.server import EmbeddedServer, start_lock
+        from src.embedded_db.server import EmbeddedServer, require_reachable, start_lock
 
+    require_reachable(cluster)  # before the marker: a start that cannot run is not a half-made cluster
     cluster.parent.mkdir(parents=True, exist_ok=True)
     lock = start_lock(cluster)
     # One hold from the repair to a ready, password-protected server: no other process can see a

@@ -20,7 +20,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from src.errors import DatabaseUnavailable
+from src.errors import ConfigError, DatabaseUnavailable
 
 SERVICE_USER = "pgserver"
 SOCKET_NAME = ".s.PGSQL.5432"
@@ -41,11 +41,15 @@ def open_data_dir_to_service(data_dir: Path, account) -> None:
 
 
 def require_enterable(paths, account) -> None:
-    """DatabaseUnavailable naming the first folder above any of `paths` the service account cannot enter."""
+    """ConfigError naming the first folder of `paths` or above them that the service account cannot enter.
+
+    Folders not made yet are skipped: made by us under umask 077, they are
+    checked when the next start finds them.
+    """
     for path in paths:
         for folder in [Path(path), *Path(path).parents]:
-            if not _may_enter(folder.stat(), account):
-                raise DatabaseUnavailable(
+            if folder.exists() and not _may_enter(folder.stat(), account):
+                raise ConfigError(
                     f"as root the embedded PostgreSQL runs as the user {account.pw_name!r}, which cannot enter "
                     f"{folder} (mode {stat.filemode(folder.stat().st_mode)}), and gho-etl changes no permission "
                     "outside its data directory: move the project (its data directory and virtualenv) under a "

