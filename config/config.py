@@ -8,15 +8,20 @@ so that one bad entry stops a run before any work starts.
 
 import json
 import os
+import stat
 from pathlib import Path
 
 from dotenv import load_dotenv
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-# GHO_ENV_FILE points at another file (tests, several deployments on one host).
+# GHO_ENV_FILE points at another file (tests, several deployments on one host); named, it must exist.
 ENV_FILE = Path(os.environ.get("GHO_ENV_FILE") or PROJECT_ROOT / ".env")
-load_dotenv(ENV_FILE, override=False)
+ENV_FILE_ERROR = None
+if os.environ.get("GHO_ENV_FILE") and not ENV_FILE.is_file() and str(ENV_FILE) != os.devnull:
+    ENV_FILE_ERROR = f"GHO_ENV_FILE={str(ENV_FILE)!r} is not a file (set it to {os.devnull} for none)"
+elif ENV_FILE.is_file() or str(ENV_FILE) == os.devnull:
+    load_dotenv(ENV_FILE, override=False)
 
 
 def _env(name, default=None):
@@ -91,12 +96,33 @@ DATASET_CONFIG = {
 }
 
 DATASET_CONFIG_FILE = _env("DATASET_CONFIG_FILE")
+# A dataset file is a few KB; a bound keeps /dev/zero or a runaway file from filling memory.
+DATASET_CONFIG_MAX_BYTES = 4 * 1024 * 1024
 DATASET_CONFIG_ERROR = None
+
+
+def _read_dataset_file(path):
+    """The file's JSON; ValueError with the reason. Opened without blocking, so a FIFO cannot hang us."""
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise ValueError("is not a regular file")
+        with os.fdopen(handle, "rb", closefd=False) as stream:
+            data = stream.read(DATASET_CONFIG_MAX_BYTES + 1)
+    finally:
+        os.close(handle)
+    if len(data) > DATASET_CONFIG_MAX_BYTES:
+        raise ValueError(f"is larger than {DATASET_CONFIG_MAX_BYTES // (1024 * 1024)} MiB")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("is nested too deeply to be a dataset configuration") from None
+
+
 if DATASET_CONFIG_FILE:
     # A broken file must not crash on import: the error is reported by the
     # start-up validation with one clear line.
     try:
-        with open(DATASET_CONFIG_FILE, encoding="utf-8") as handle:
-            DATASET_CONFIG = json.load(handle)
+        DATASET_CONFIG = _read_dataset_file(DATASET_CONFIG_FILE)
     except (OSError, ValueError) as exc:
         DATASET_CONFIG_ERROR = f"DATASET_CONFIG_FILE {DATASET_CONFIG_FILE}: {exc}"

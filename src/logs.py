@@ -15,6 +15,7 @@ import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
+from src.errors import ConfigError
 from src.redact import redact, redact_values
 from src.text import without_controls
 
@@ -94,13 +95,16 @@ def setup_logging(settings, console_level=None, console=True):
     root.setLevel(logging.DEBUG)
     redact_filter = RedactSecrets()
 
-    settings.log_dir.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.handlers.RotatingFileHandler(
-        settings.log_dir / LOG_FILE_NAME,
-        maxBytes=settings.log_max_bytes,
-        backupCount=settings.log_backup_count,
-        encoding="utf-8",
-    )
+    try:
+        settings.log_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            settings.log_dir / LOG_FILE_NAME,
+            maxBytes=settings.log_max_bytes,
+            backupCount=settings.log_backup_count,
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        raise ConfigError(f"GHO_LOG_DIR={str(settings.log_dir)!r} cannot hold the log: {exc.strerror or exc}") from None
     file_handler.setLevel(settings.log_level)
     file_handler.setFormatter(JsonLinesFormatter())
     file_handler.addFilter(redact_filter)

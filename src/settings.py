@@ -27,6 +27,7 @@ DEFAULT_MIN_PAGE_BYTES = 16 * 1024 * 1024
 ENTRY_KEYS = {"enabled", "indicator", "filter", "table", "schedule", "mode"}
 
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+MAX_INTERVAL_S = 366 * 86400
 WEEKDAYS = (
     "monday",
     "tuesday",
@@ -69,6 +70,8 @@ def parse_schedule(text: str) -> Schedule:
         interval = int(match.group(1) or 1)
         if interval < 1:
             raise ValueError("the interval must be at least 1")
+        if interval * _UNIT_SECONDS[match.group(2)] > MAX_INTERVAL_S:
+            raise ValueError(f"{normalized!r} is longer than a year; the longest interval is 'every 366 days'")
         return Schedule(text=normalized, unit=match.group(2), interval=interval)
     match = _AT.match(lowered)
     if match:
@@ -221,6 +224,16 @@ def _number(variable, text, kind, minimum, maximum=None):
     return value
 
 
+def _libpq_ports(params) -> None:
+    """PGPORT is a port, or a comma-separated list of them (one per host); libpq finds out only at connect."""
+    text = params.get("port")
+    if text is None:
+        return
+    for part in str(text).split(","):
+        if not part.strip().isdigit() or not 1 <= int(part) <= 65535:
+            raise ConfigError(f"PGPORT={text!r} is not a port (1-65535, or a comma-separated list of them)")
+
+
 def _has_host_and_port(url) -> bool:
     try:
         parts = urlsplit(url)
@@ -234,8 +247,11 @@ def load_settings() -> Settings:
     from config import config as cfg
 
     remember_settings(cfg.DATABASE_URL, cfg.PSQL_SERVER_PARAMS.get("password"), cfg.GHO_API_BASE_URL)
+    if cfg.ENV_FILE_ERROR:
+        raise ConfigError(cfg.ENV_FILE_ERROR)
     if cfg.DATASET_CONFIG_ERROR:
         raise ConfigError(cfg.DATASET_CONFIG_ERROR)
+    _libpq_ports(cfg.PSQL_SERVER_PARAMS)
     if not re.match(r"^https?://", cfg.GHO_API_BASE_URL):
         raise ConfigError(f"GHO_API_BASE_URL={cfg.GHO_API_BASE_URL!r} must start with http:// or https://")
     if not _has_host_and_port(cfg.GHO_API_BASE_URL):

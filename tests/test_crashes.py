@@ -109,7 +109,7 @@ class Trial:
             DATASET_CONFIG_FILE=str(config_file),
             GHO_DATA_DIR=str(self.data_dir),
             GHO_LOG_DIR=str(tmp_path / "logs"),
-            GHO_ENV_FILE=str(tmp_path / "no.env"),
+            GHO_ENV_FILE=os.devnull,
             GHO_PAGE_SIZE=str(PAGE_SIZE),
             GHO_BACKOFF_BASE="0.01",
             GHO_BACKOFF_MAX="0.05",

@@ -25,7 +25,13 @@ def stop_main(argv=None) -> int:
         argv,
         logs=None,
         interrupted="interrupted",
+        check_args=_check_timeout,
     )
+
+
+def _check_timeout(parser, args):
+    if not 0 <= args.timeout <= 86400:  # also refuses nan
+        parser.error(f"--timeout must be between 0 and 86400 seconds, not {args.timeout:g}")
 
 
 def _stop(settings, args) -> int:

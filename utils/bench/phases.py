@@ -24,7 +24,7 @@ def pipeline_env(url, work):
         DATASET_CONFIG_FILE=str(config),
         GHO_DATA_DIR=str(work / "data"),
         GHO_LOG_DIR=str(work / "logs"),
-        GHO_ENV_FILE=str(work / "no.env"),
+        GHO_ENV_FILE=os.devnull,
         GHO_LOG_LEVEL="INFO",
     )
     return env
