@@ -78,6 +78,15 @@ NATURAL_KEY = (
     "data_source_dim",
 )
 REQUIRED = ("indicator_code", "spatial_dim_type", "spatial_dim")
+NATURAL_KEY_TEXT = tuple(c for c in NATURAL_KEY if CORE_COLUMNS[c][0] == pa.string())
+# A btree index entry holds at most 2704 bytes on PostgreSQL's 8 KB pages; a row whose key text is
+# longer could never be loaded (and every later load of its dataset would fail), so transform
+# rejects it. The margin covers the entry's headers; real GHO keys are under 200 bytes.
+NATURAL_KEY_MAX_BYTES = 2600
+# PostgreSQL names its system columns so; a field of that name would break ADD COLUMN.
+SYSTEM_COLUMN_NAMES = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid", "oid"})
+# Columns a table may gain beyond the GHO core (PostgreSQL's hard limit is 1600, dropped ones included).
+MAX_EXTRA_COLUMNS = 200
 TEXT_COLUMNS = [name for name, (arrow, _) in CORE_COLUMNS.items() if arrow == pa.string()]
 FLOAT_COLUMNS = ("numeric_value", "low", "high")
 INSTANT_COLUMNS = ("date",)
@@ -104,7 +113,7 @@ def snake_case(field: str) -> str:
     """
     name = _CAMEL_BOUNDARY.sub("_", field.strip()).lower()
     name = _NOT_IDENTIFIER.sub("_", name).strip("_") or "field"
-    if name[0].isdigit() or name.startswith("_"):
+    if name[0].isdigit() or name.startswith("_") or name in SYSTEM_COLUMN_NAMES:
         name = "f_" + name
     return name[:63]
 

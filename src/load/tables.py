@@ -55,6 +55,7 @@ def _evolve(cursor, table, columns, existing) -> bool:
     wanted = {c: schema.pg_type(c) for c in columns}
     wanted[schema.BATCH_COLUMN] = "text"
     wanted[schema.LOADED_AT_COLUMN] = "timestamp with time zone"
+    _refuse_too_many_columns(table, set(existing) | set(wanted))
     added = False
     for column, pg_type in wanted.items():
         found = existing.get(column)
@@ -78,6 +79,15 @@ def _evolve(cursor, table, columns, existing) -> bool:
                 "(changed by hand?); restore its type, or rename the table to reload from scratch"
             )
     return added
+
+
+def _refuse_too_many_columns(table, columns) -> None:
+    extra = sorted(columns - set(schema.CORE_COLUMNS) - {schema.BATCH_COLUMN, schema.LOADED_AT_COLUMN})
+    if len(extra) > schema.MAX_EXTRA_COLUMNS:
+        raise LoadError(
+            f"table {table} would have {len(extra)} columns beyond the GHO core ({', '.join(extra[:5])}, ...); "
+            f"at most {schema.MAX_EXTRA_COLUMNS}: drop columns no longer sent, or load into a new table"
+        )
 
 
 def ensure_table(cursor, table: str, columns: list) -> str:

@@ -159,6 +159,12 @@ def _check_values(columns, extra_columns, may_hold_nul: bool) -> None:
     for column in schema.REQUIRED:
         if not _required_ok(columns[column]):
             raise NotFast(f"{column} blank")
+    key_bytes = None
+    for column in schema.NATURAL_KEY_TEXT:
+        size = pc.fill_null(pc.binary_length(columns[column]), 0)
+        key_bytes = size if key_bytes is None else pc.add(key_bytes, size)
+    if _any(pc.greater(key_bytes, schema.NATURAL_KEY_MAX_BYTES)):
+        raise NotFast("natural key too long")
     if may_hold_nul:
         for column in schema.TEXT_COLUMNS + list(extra_columns):
             if _any(pc.match_substring(columns[column], "\x00")):

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from src.contracts import schema
+from src.errors import TransformError
 from src.transform.arrow_page import read_page_table
 from src.transform.pages import page_records
 from src.transform.rules import column_names
@@ -39,4 +40,11 @@ def extra_columns(pages, read_page, threads) -> list:
         for names in pool.map(lambda page: page_fields(read_page(page)), pages):
             fields.update(dict.fromkeys(names))
     names = column_names(fields)
-    return sorted({name for name in names.values() if name not in schema.CORE_COLUMNS})
+    extra = {name: field for field, name in names.items() if name not in schema.CORE_COLUMNS}
+    if len(extra) > schema.MAX_EXTRA_COLUMNS:
+        shown = ", ".join(sorted(extra.values())[:5])
+        raise TransformError(
+            f"the batch's rows carry {len(extra)} fields outside the GHO core ({shown}, ...); a table may gain at "
+            f"most {schema.MAX_EXTRA_COLUMNS} columns: the source is not sending GHO facts. Delete the batch to skip it"
+        )
+    return sorted(extra)

@@ -235,6 +235,12 @@ def records_to_frame(records: list):
     for column in schema.TEXT_COLUMNS + extra:
         has_nul = frame[column].map(lambda v: v is not None and "\x00" in v).to_numpy(dtype=bool)
         rejects.add(has_nul, f"{column} contains a NUL byte, which PostgreSQL cannot store")
+    key_bytes = sum(frame[c].map(lambda v: 0 if v is None else len(v.encode("utf-8"))) for c in schema.NATURAL_KEY_TEXT)
+    rejects.add(
+        (key_bytes > schema.NATURAL_KEY_MAX_BYTES).to_numpy(dtype=bool),
+        lambda i: f"the natural key is {key_bytes.iloc[i]} bytes of text; PostgreSQL's unique index holds at most "
+        f"{schema.NATURAL_KEY_MAX_BYTES} (a value such as spatial_dim far longer than any GHO code)",
+    )
 
     bad = rejects.mask
     rejected = [(records[i], rejects.reasons[i]) for i in np.flatnonzero(bad)]

@@ -29,7 +29,7 @@ from src.transform.rejects import RejectsFile
 log = logging.getLogger("gho_etl.transform")
 
 # Bump when typing rules change: a batch typed by other rules is never "identical".
-TRANSFORM_VERSION = "2"
+TRANSFORM_VERSION = "3"
 ROW_GROUP_ROWS = 128_000
 # Columns whose values seldom repeat: dictionary-encoding them is work thrown away.
 _DISTINCT_COLUMNS = ("id", "value", "numeric_value", "low", "high", "comments")
