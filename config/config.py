@@ -48,6 +48,8 @@ GHO_EXTRACT_WORKERS = _env("GHO_EXTRACT_WORKERS", "3")
 
 # --- Database --------------------------------------------------------------
 DATABASE_URL = _env("DATABASE_URL")
+# The schema our tables go in (made when missing); unset: the connection's current schema, normally public.
+GHO_DB_SCHEMA = _env("GHO_DB_SCHEMA")
 _LIBPQ_VARIABLES = {
     "host": "PGHOST",
     "port": "PGPORT",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
+import psycopg2.sql
 
 from src import embedded_db
 from src.contracts.layout import Layout
@@ -47,6 +48,12 @@ def describe_params(params: dict) -> str:
     if params.get("sslmode"):
         text += f" (sslmode={params['sslmode']})"
     return text
+
+
+class SchemaConnection(psycopg2.extensions.connection):
+    """A connection that knows the schema our tables live in (`schema`), so every name is qualified with it."""
+
+    schema = None
 
 
 class Database:
@@ -131,6 +138,7 @@ class Database:
                 connect_timeout=CONNECT_TIMEOUT_S,
                 application_name="gho-etl",
                 client_encoding=CLIENT_ENCODING,
+                connection_factory=SchemaConnection,
             )
         except psycopg2.OperationalError as exc:
             raise DatabaseUnavailable(f"cannot connect to {self.description()}: {first_line(exc)}") from None
@@ -143,4 +151,30 @@ class Database:
                 f"{self.description()} runs PostgreSQL {version // 10000}; gho-etl needs 15 or newer "
                 "(for NULLS NOT DISTINCT natural-key indexes)"
             )
+        try:
+            connection.schema = self._schema(connection)
+        except BaseException:
+            connection.close()
+            raise
         return connection
+
+    def _schema(self, connection) -> str:
+        """GHO_DB_SCHEMA (made when missing), else the connection's current schema (normally public)."""
+        wanted = self.settings.db_schema
+        with connection.cursor() as cursor:
+            if wanted is None:
+                cursor.execute("SELECT current_schema()")
+                wanted = cursor.fetchone()[0]
+                if wanted is None:
+                    raise ConfigError(
+                        "the database's search_path names no existing schema: set GHO_DB_SCHEMA (e.g. public)"
+                    )
+            else:
+                cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [wanted])
+                if cursor.fetchone() is None:
+                    cursor.execute(
+                        psycopg2.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psycopg2.sql.Identifier(wanted))
+                    )
+                    log.info("created schema %s", wanted)
+        connection.commit()
+        return wanted

@@ -18,6 +18,8 @@ from src.errors import ConfigError
 from src.redact import remember_settings
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# PostgreSQL's own names (pg_catalog, pg_temp, ...) and ours (the load's temp table is _gho_stage).
+RESERVED_PREFIXES = ("pg_", "_gho")
 INDICATOR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 MODES = ("merge", "replace", "append")
 DEFAULT_SCHEDULE = "every day at 02:00"
@@ -121,6 +123,7 @@ class Settings:
     reject_threshold: float = 0.05
     database_url: Optional[str] = None
     psql_params: dict = field(default_factory=dict)
+    db_schema: Optional[str] = None
     log_level: str = "INFO"
     log_max_bytes: int = 10 * 1024 * 1024
     log_backup_count: int = 5
@@ -176,8 +179,10 @@ def validate_dataset(name, entry) -> Dataset:
     table = entry.get("table") or name
     if not isinstance(table, str) or not IDENTIFIER.match(table):
         raise _dataset_error(name, "table", f"{table!r} is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*)")
-    if table.lower() in SYSTEM_TABLES:
-        raise _dataset_error(name, "table", f"{table!r} is reserved for the pipeline's own use")
+    if table.lower() in SYSTEM_TABLES or table.lower().startswith(RESERVED_PREFIXES):
+        raise _dataset_error(
+            name, "table", f"{table!r} is reserved (our own tables, and names starting with pg_ or _gho)"
+        )
     try:
         schedule = parse_schedule(entry.get("schedule") or DEFAULT_SCHEDULE)
     except ValueError as exc:
@@ -258,6 +263,13 @@ def load_settings() -> Settings:
         raise ConfigError(f"GHO_API_BASE_URL={cfg.GHO_API_BASE_URL!r} is not a URL with a host (and a valid port)")
     if cfg.DATABASE_URL and not re.match(r"^postgres(ql)?://", cfg.DATABASE_URL):
         raise ConfigError("DATABASE_URL must be a libpq URI starting with postgresql://")
+    db_schema = cfg.GHO_DB_SCHEMA
+    if db_schema is not None and (
+        not IDENTIFIER.match(db_schema) or db_schema.lower().startswith("pg_") or db_schema == "information_schema"
+    ):
+        raise ConfigError(
+            f"GHO_DB_SCHEMA={db_schema!r} must be a plain identifier, not a system schema (pg_*, information_schema)"
+        )
     log_level = cfg.LOG_LEVEL.upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"GHO_LOG_LEVEL={cfg.LOG_LEVEL!r} must be DEBUG, INFO, WARNING or ERROR")
@@ -273,6 +285,7 @@ def load_settings() -> Settings:
         backoff_max=_number("GHO_BACKOFF_MAX", cfg.GHO_BACKOFF_MAX, float, 0, 86400),
         reject_threshold=_number("GHO_REJECT_THRESHOLD", cfg.REJECT_THRESHOLD, float, 0, 1),
         database_url=cfg.DATABASE_URL,
+        db_schema=db_schema.lower() if db_schema else None,
         psql_params=dict(cfg.PSQL_SERVER_PARAMS),
         log_level=log_level,
         log_max_bytes=_number("GHO_LOG_MAX_BYTES", cfg.LOG_MAX_BYTES, int, 1024),

@@ -12,6 +12,7 @@ from src.contracts.layout import Layout
 from tests.helpers import PROJECT_ROOT, run_script, write_dataset_config
 from tests.pipeline_checks import batches_not_in_ledger, duplicate_keys, leftovers, scalar, table_checksum
 from utils.gho_samples import generate_rows
+from src.load.tables import index_name
 
 DATASET = "life_expectancy_at_birth"
 INDICATOR = "WHOSIS_000001"
@@ -120,7 +121,7 @@ def test_connection_lost_mid_transaction_rolls_back_and_keeps_staging(script_env
     staged = _staged(tmp_path / "data")
 
     returncode, stderr, query = _load_killed_mid_merge(script_env, database_url, db)
-    assert f'INSERT INTO "{DATASET}"' in query  # it was inside the merge
+    assert f'INSERT INTO "public"."{DATASET}"' in query  # it was inside the merge
     assert returncode == 1
     assert f"error: load {DATASET}: FAILED" in stderr and "lost the database while loading" in stderr
     assert "the transaction was rolled back and staging kept" in stderr and "Traceback" not in stderr
@@ -197,7 +198,7 @@ def test_unique_index_dropped_and_duplicate_added_by_hand_is_a_clear_error(scrip
         script_env,
         stub,
         db,
-        f"DROP INDEX {DATASET}_natural_key",
+        f"DROP INDEX {index_name(DATASET)}",
         f"INSERT INTO {DATASET} SELECT * FROM {DATASET} LIMIT 1",
     )
     assert result.returncode == 1

@@ -88,7 +88,7 @@ def test_new_field_adds_column(make_settings, stub, db, caplog):
         [result] = _load(settings, dataset)
     assert result.updated == 30
     assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth WHERE publish_state = 'PUBLISHED'") == 30
-    assert "schema evolution: added column publish_state text to table life_expectancy_at_birth" in caplog.text
+    assert "schema evolution: added column publish_state text to table public.life_expectancy_at_birth" in caplog.text
 
 
 def test_column_type_changed_by_hand_is_a_clear_error(make_settings, stub, db):

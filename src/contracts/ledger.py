@@ -64,7 +64,10 @@ _RUNS_INDEX = "CREATE INDEX IF NOT EXISTS etl_runs_dataset_started ON {} (datase
 
 
 def _execute(cursor, statement, table, params=None):
-    cursor.execute(sql.SQL(statement).format(sql.Identifier(table)), params)
+    """Our tables live in the schema the connection loads into (`src.db`), named with it."""
+    where = getattr(cursor.connection, "schema", None)
+    name = sql.Identifier(where, table) if where else sql.Identifier(table)
+    cursor.execute(sql.SQL(statement).format(name), params)
 
 
 def ensure_ledger(connection) -> None:

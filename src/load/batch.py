@@ -20,7 +20,7 @@ from src.contracts.ledger import LedgerEntry
 from src.contracts.staging import content_hash_of
 from src.faultpoints import crash_point
 from src.load.merge import apply_batch
-from src.load.tables import count_rows, ensure_natural_key, ensure_table
+from src.load.tables import count_rows, ensure_natural_key, ensure_table, target_of
 
 log = logging.getLogger("gho_etl.load")
 
@@ -80,9 +80,10 @@ def _apply_once(cursor, dataset, batch_id, staging):
     columns = staging.schema_arrow.names
     rows = staging.metadata.num_rows
     content = content_hash_of(staging.schema_arrow)
-    table_state = ensure_table(cursor, dataset.table, columns)
+    target = target_of(cursor, dataset)
+    table_state = ensure_table(cursor, target, columns)
     outcome, inserted, updated = Outcome.APPLIED, 0, 0
-    if table_state == "ready" and _unchanged_since(cursor, dataset, content):
+    if table_state == "ready" and _unchanged_since(cursor, dataset, target, content):
         outcome = Outcome.IDENTICAL
     elif rows == 0 and dataset.mode == "replace":
         log.warning("%s: empty batch %s; replace mode keeps the table as it is", dataset.name, batch_id)
@@ -90,7 +91,7 @@ def _apply_once(cursor, dataset, batch_id, staging):
         inserted, updated = apply_batch(cursor, dataset, staging, columns, batch_id)
         crash_point("load.applied")
     if table_state == "created":
-        ensure_natural_key(cursor, dataset.table)
+        ensure_natural_key(cursor, target)
     entry = LedgerEntry(
         dataset=dataset.name,
         batch_id=batch_id,
@@ -101,13 +102,13 @@ def _apply_once(cursor, dataset, batch_id, staging):
         rows_updated=updated,
         content_hash=content,
         skipped=outcome is Outcome.IDENTICAL,
-        table_rows=count_rows(cursor, dataset.table),
+        table_rows=count_rows(cursor, target),
     )
     ledger.record_batch(cursor, entry)
     return outcome, inserted, updated
 
 
-def _unchanged_since(cursor, dataset, content) -> bool:
+def _unchanged_since(cursor, dataset, target, content) -> bool:
     """True when `content` is what was last applied and the table still holds what that left.
 
     The row count catches rows deleted or added by hand, so a repair is never skipped.
@@ -115,7 +116,7 @@ def _unchanged_since(cursor, dataset, content) -> bool:
     last = ledger.last_applied(cursor, dataset.name)
     if not content or last is None or last[:3] != (content, dataset.table, dataset.mode):
         return False
-    return last[3] == count_rows(cursor, dataset.table)
+    return last[3] == count_rows(cursor, target)
 
 
 def _rollback_quietly(connection) -> None:

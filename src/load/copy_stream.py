@@ -19,6 +19,8 @@ log = logging.getLogger("gho_etl.load")
 COPY_BATCH_ROWS = 50_000
 # The temporary table a merge copies the batch into (dropped at commit).
 STAGE_TABLE = "_gho_stage"
+# Always named with its schema: a target table of the same name can never be confused with it.
+STAGE = sql.Identifier("pg_temp", STAGE_TABLE)
 
 
 class CopyStream(io.RawIOBase):
@@ -106,11 +108,11 @@ class CopyStream(io.RawIOBase):
         super().close()
 
 
-def copy_staging(cursor, staging: pq.ParquetFile, table, columns: list, batch_id=None) -> int:
-    """Stream staging into `table` with one COPY; with `batch_id`, also fill the batch column."""
+def copy_staging(cursor, staging: pq.ParquetFile, table: sql.Composable, columns: list, batch_id=None) -> int:
+    """Stream staging into `table` (a qualified identifier) with one COPY; with `batch_id`, fill the batch column."""
     targets = columns + ([schema.BATCH_COLUMN] if batch_id is not None else [])
     copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, targets))
+        table, sql.SQL(", ").join(map(sql.Identifier, targets))
     )
     with ProgressBar(log, "load: copy", total=staging.metadata.num_rows) as bar:
         stream = CopyStream(staging, columns, batch_id, bar)
@@ -124,9 +126,5 @@ def copy_staging(cursor, staging: pq.ParquetFile, table, columns: list, batch_id
 
 def copy_into_stage(cursor, staging: pq.ParquetFile, columns: list) -> int:
     definitions = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(schema.pg_type(c))) for c in columns]
-    cursor.execute(
-        sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
-            sql.Identifier(STAGE_TABLE), sql.SQL(", ").join(definitions)
-        )
-    )
-    return copy_staging(cursor, staging, STAGE_TABLE, columns)
+    cursor.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(STAGE, sql.SQL(", ").join(definitions)))
+    return copy_staging(cursor, staging, STAGE, columns)

@@ -3,8 +3,8 @@
 from psycopg2 import sql
 
 from src.contracts import schema
-from src.load.copy_stream import STAGE_TABLE, copy_into_stage, copy_staging
-from src.load.tables import is_empty
+from src.load.copy_stream import STAGE, copy_into_stage, copy_staging
+from src.load.tables import is_empty, target_of
 
 
 def _same_key(left, right) -> sql.Composed:
@@ -24,20 +24,21 @@ def _same_key(left, right) -> sql.Composed:
 
 def apply_batch(cursor, dataset, staging, columns, batch_id) -> tuple:
     """Apply a staging batch to the target by the dataset's mode; return (inserted, updated)."""
-    table = sql.Identifier(dataset.table)
+    target = target_of(cursor, dataset)
+    table = target.sql
     if dataset.mode == "replace":
         cursor.execute(sql.SQL("DELETE FROM {}").format(table))
-        return copy_staging(cursor, staging, dataset.table, columns, batch_id), 0
-    if is_empty(cursor, dataset.table):
+        return copy_staging(cursor, staging, table, columns, batch_id), 0
+    if is_empty(cursor, target):
         # Nothing to merge with and staging holds each key once: a plain COPY.
-        return copy_staging(cursor, staging, dataset.table, columns, batch_id), 0
+        return copy_staging(cursor, staging, table, columns, batch_id), 0
     copy_into_stage(cursor, staging, columns)
     target_columns = columns + [schema.BATCH_COLUMN, schema.LOADED_AT_COLUMN]
     insert = sql.SQL("INSERT INTO {} AS t ({}) SELECT {}, %s, now() FROM {} AS s").format(
         table,
         sql.SQL(", ").join(map(sql.Identifier, target_columns)),
         sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns),
-        sql.Identifier(STAGE_TABLE),
+        STAGE,
     )
     key = sql.SQL(", ").join(map(sql.Identifier, schema.NATURAL_KEY))
     if dataset.mode == "append":

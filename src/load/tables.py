@@ -1,6 +1,13 @@
-"""Target tables: created with the staging columns, evolved by added columns, their natural key enforced."""
+"""Target tables: created with the staging columns, evolved by added columns, their natural key enforced.
 
+Every table is named with its schema (`Target`): a name never resolves
+through the search path, where pg_catalog comes first, so a table called
+`pg_class` could never mean the catalog (settings refuse such names anyway).
+"""
+
+import hashlib
 import logging
+from dataclasses import dataclass
 
 from psycopg2 import sql
 
@@ -13,30 +20,67 @@ log = logging.getLogger("gho_etl.load")
 FILLFACTOR = 85
 
 
-def _table_columns(cursor, table) -> dict:
+@dataclass(frozen=True)
+class Target:
+    """A dataset's table, always with its schema."""
+
+    schema: str
+    name: str
+
+    @property
+    def sql(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def target_of(cursor, dataset) -> Target:
+    """The dataset's table in the schema the connection loads into (`src.db`)."""
+    return Target(cursor.connection.schema, dataset.table)
+
+
+def _table_columns(cursor, target) -> dict:
     cursor.execute(
         """SELECT column_name, data_type FROM information_schema.columns
-           WHERE table_schema = current_schema() AND table_name = %s""",
-        [table],
+           WHERE table_schema = %s AND table_name = %s""",
+        [target.schema, target.name],
     )
     return dict(cursor.fetchall())
 
 
-def _index_name(table) -> str:
+def index_name(table) -> str:
+    """Unique per table name: two 63-character names sharing a prefix get different indexes."""
+    return f"{table[:44]}_nk_{hashlib.sha256(table.encode()).hexdigest()[:10]}"
+
+
+def _legacy_index_name(table) -> str:
     return f"{table[:50]}_natural_key"
 
 
-def ensure_natural_key(cursor, table: str) -> None:
+def ensure_natural_key(cursor, target: Target) -> None:
+    """The unique index on the natural key (an index of an earlier version is renamed, not built again)."""
+    cursor.execute(
+        "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND tablename = %s AND indexname = %s",
+        [target.schema, target.name, _legacy_index_name(target.name)],
+    )
+    if cursor.fetchone():
+        cursor.execute(
+            sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                sql.Identifier(target.schema, _legacy_index_name(target.name)),
+                sql.Identifier(index_name(target.name)),
+            )
+        )
     cursor.execute(
         sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({}) NULLS NOT DISTINCT").format(
-            sql.Identifier(_index_name(table)),
-            sql.Identifier(table),
+            sql.Identifier(index_name(target.name)),
+            target.sql,
             sql.SQL(", ").join(map(sql.Identifier, schema.NATURAL_KEY)),
         )
     )
 
 
-def _create(cursor, table, columns):
+def _create(cursor, target, columns):
     definitions = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(schema.pg_type(c))) for c in columns]
     definitions += [
         sql.SQL("{} text NOT NULL").format(sql.Identifier(schema.BATCH_COLUMN)),
@@ -44,38 +88,36 @@ def _create(cursor, table, columns):
     ]
     cursor.execute(
         sql.SQL("CREATE TABLE {} ({}) WITH (fillfactor = {})").format(
-            sql.Identifier(table), sql.SQL(", ").join(definitions), sql.Literal(FILLFACTOR)
+            target.sql, sql.SQL(", ").join(definitions), sql.Literal(FILLFACTOR)
         )
     )
-    log.info("created table %s", table, extra={"table": table})
+    log.info("created table %s", target, extra={"table": str(target)})
 
 
-def _evolve(cursor, table, columns, existing) -> bool:
+def _evolve(cursor, target, columns, existing) -> bool:
     """Add the columns `table` lacks; refuse a column whose type was changed by hand. True if any was added."""
     wanted = {c: schema.pg_type(c) for c in columns}
     wanted[schema.BATCH_COLUMN] = "text"
     wanted[schema.LOADED_AT_COLUMN] = "timestamp with time zone"
-    _refuse_too_many_columns(table, set(existing) | set(wanted))
+    _refuse_too_many_columns(target, set(existing) | set(wanted))
     added = False
     for column, pg_type in wanted.items():
         found = existing.get(column)
         if found is None:
             added = True
             cursor.execute(
-                sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-                    sql.Identifier(table), sql.Identifier(column), sql.SQL(pg_type)
-                )
+                sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(target.sql, sql.Identifier(column), sql.SQL(pg_type))
             )
             log.warning(
                 "schema evolution: added column %s %s to table %s",
                 column,
                 pg_type,
-                table,
-                extra={"table": table, "column": column},
+                target,
+                extra={"table": str(target), "column": column},
             )
         elif found != pg_type:
             raise LoadError(
-                f"table {table}: column {column} is {found}, expected {pg_type} "
+                f"table {target}: column {column} is {found}, expected {pg_type} "
                 "(changed by hand?); restore its type, or rename the table to reload from scratch"
             )
     return added
@@ -90,7 +132,7 @@ def _refuse_too_many_columns(table, columns) -> None:
         )
 
 
-def ensure_table(cursor, table: str, columns: list) -> str:
+def ensure_table(cursor, target: Target, columns: list) -> str:
     """Create the target table or evolve it to hold `columns`; return "created", "evolved" or "ready".
 
     A created table has no unique index yet: the caller fills it and then
@@ -99,20 +141,20 @@ def ensure_table(cursor, table: str, columns: list) -> str:
     by row. An existing table gets its index back here if it was dropped,
     before any row is merged.
     """
-    existing = _table_columns(cursor, table)
+    existing = _table_columns(cursor, target)
     if not existing:
-        _create(cursor, table, columns)
+        _create(cursor, target, columns)
         return "created"
-    state = "evolved" if _evolve(cursor, table, columns, existing) else "ready"
-    ensure_natural_key(cursor, table)
+    state = "evolved" if _evolve(cursor, target, columns, existing) else "ready"
+    ensure_natural_key(cursor, target)
     return state
 
 
-def count_rows(cursor, table) -> int:
-    cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+def count_rows(cursor, target: Target) -> int:
+    cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(target.sql))
     return cursor.fetchone()[0]
 
 
-def is_empty(cursor, table) -> bool:
-    cursor.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
+def is_empty(cursor, target: Target) -> bool:
+    cursor.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(target.sql))
     return cursor.fetchone()[0]
