@@ -31,6 +31,7 @@ from src.storage.disk import write_json_atomic
 log = logging.getLogger("gho_etl.scheduler")
 
 MAX_SLEEP_S = 60.0
+ACQUIRE_TRIES = 10
 
 
 def pid_file(settings):
@@ -42,26 +43,39 @@ def state_file(settings):
 
 
 def scheduler_process(settings):
-    """(pid, started_at) of the live scheduler for this data directory, or None.
+    """(pid, started_at) of the scheduler holding this data directory's lock, or None.
 
-    A pid file whose process is gone, or whose pid now belongs to another
-    program, is stale and reported as not running.
+    Only the lock says whether a scheduler runs (the kernel drops it when the
+    process dies). The pid file names it, and is believed only while the lock
+    is held and its process started before the file was written: a pid file
+    left behind names nobody, whatever process now has that pid.
     """
     import psutil
 
+    if not _scheduler_lock_held(settings):
+        return None
     path = pid_file(settings)
     try:
         pid = int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    try:
+        written = path.stat().st_mtime
         process = psutil.Process(pid)
-        command = " ".join(process.cmdline())
-        if process.status() == psutil.STATUS_ZOMBIE or "start_scheduler" not in command:
+        if process.status() == psutil.STATUS_ZOMBIE or process.create_time() > written + 1:
             return None
         return pid, datetime.fromtimestamp(process.create_time(), timezone.utc)
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
+    except (OSError, ValueError, IndexError, psutil.Error):
         return None
+
+
+def _scheduler_lock_held(settings) -> bool:
+    """Whether a process holds the scheduler's lock (probed for an instant; `acquire` retries past a probe)."""
+    path = Layout(settings.data_dir).scheduler_lock
+    if not path.exists():
+        return False
+    handle = try_lock(path)
+    if handle is None:
+        return True
+    handle.close()
+    return False
 
 
 def register(scheduler, dataset, job):
@@ -91,7 +105,12 @@ class Scheduler:
     # --- single instance ---------------------------------------------------------
     def acquire(self):
         """Become the one scheduler of this data directory, or raise AlreadyRunning."""
-        handle = try_lock(Layout(self.settings.data_dir).scheduler_lock)
+        handle = None
+        for _ in range(ACQUIRE_TRIES):  # a status or stop may probe the lock for an instant
+            handle = try_lock(Layout(self.settings.data_dir).scheduler_lock)
+            if handle is not None:
+                break
+            time.sleep(0.05)
         if handle is None:
             running = scheduler_process(self.settings)
             pid = running[0] if running else "unknown"

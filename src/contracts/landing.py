@@ -26,8 +26,21 @@ REQUEST = "request.json"
 MANIFEST_VERSION = 2
 
 
-def new_batch_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+def new_batch_id(sequence: int) -> str:
+    """`<sequence>-<UTC time>`: the sequence orders batches (a clock set back cannot), the time keeps ids unique."""
+    return f"{sequence:010d}-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def batch_order(batch_id: str):
+    """Sort key, oldest first: ids of earlier versions (the time alone) come before every sequenced one."""
+    sequence, dash, _ = batch_id.partition("-")
+    if dash and sequence.isdigit():
+        return (1, int(sequence), batch_id)
+    return (0, 0, batch_id)
+
+
+def batch_sequence(batch_id: str) -> int:
+    return batch_order(batch_id)[1]
 
 
 def page_file(index: int) -> str:
@@ -130,7 +143,7 @@ def batch_file(dataset: str, batch_id: str, name: str) -> str:
 
 def batch_ids(store, dataset: str) -> list:
     """Every landing batch of a dataset, complete or not, oldest first."""
-    return store.folders(layout.landing_dir(dataset))
+    return sorted(store.folders(layout.landing_dir(dataset)), key=batch_order)
 
 
 def is_complete(store, dataset: str, batch_id: str) -> bool:

@@ -8,7 +8,7 @@ so the load can tell a batch identical to the last one it applied without
 reading a row. A staging file is complete when it exists: it appears by rename.
 """
 
-from src.contracts import layout
+from src.contracts import landing, layout
 
 CONTENT_HASH_KEY = b"gho_etl.content_sha256"
 
@@ -16,7 +16,8 @@ CONTENT_HASH_KEY = b"gho_etl.content_sha256"
 def batch_ids(store, dataset: str) -> list:
     """Ids of the staging batches of a dataset, oldest first."""
     suffix = layout.STAGING_SUFFIX
-    return [name[: -len(suffix)] for name in store.files(layout.staging_dir(dataset)) if name.endswith(suffix)]
+    names = [name[: -len(suffix)] for name in store.files(layout.staging_dir(dataset)) if name.endswith(suffix)]
+    return sorted(names, key=landing.batch_order)
 
 
 def with_content_hash(arrow_schema, digest: str):

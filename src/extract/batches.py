@@ -3,7 +3,7 @@
 import logging
 import time
 
-from src.contracts import landing, layout
+from src.contracts import landing, layout, staging
 from src.contracts.landing import PROGRESS, REQUEST, batch_file
 from src.errors import SourceChanged
 
@@ -40,11 +40,22 @@ def open_batch(store, source, dataset, request):
     for stale in incomplete:
         log.info("discarding incomplete landing batch %s (its request differs or is unreadable)", stale)
         store.delete_tree(layout.landing_batch(dataset.name, stale))
-    batch_id = landing.new_batch_id()
+    batch_id = landing.new_batch_id(_next_sequence(store, dataset.name))
     state = source.new_state()
     store.write_json(batch_file(dataset.name, batch_id, REQUEST), request)
     store.write_json(batch_file(dataset.name, batch_id, PROGRESS), state)
     return batch_id, state, False
+
+
+def _next_sequence(store, dataset_name) -> int:
+    """One past every batch not yet applied (in landing or staging).
+
+    Only the order of pending batches matters; once all are applied the count
+    may start again, and the time part of the id keeps every id unique.
+    Called under the dataset's extract lock, so no two batches share a number.
+    """
+    pending = landing.batch_ids(store, dataset_name) + staging.batch_ids(store, dataset_name)
+    return max((landing.batch_sequence(b) for b in pending), default=0) + 1
 
 
 def start_over(store, source, dataset, batch_id, state, change: SourceChanged) -> dict:
