@@ -125,3 +125,19 @@ def test_rows_deleted_by_hand_are_restored_by_an_identical_batch(make_settings, 
     [result] = _load(settings, dataset)
     assert not result.skipped and result.inserted > 0
     assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth") == 300
+
+
+def test_a_value_edited_by_hand_is_repaired_by_an_identical_batch(make_settings, stub, db):
+    settings = make_settings()
+    rows = generate_rows("WHOSIS_000001", 300)
+    dataset = _stage(settings, stub, rows)
+    _load(settings, dataset)
+    with db.cursor() as cursor:
+        cursor.execute("UPDATE life_expectancy_at_birth SET numeric_value = -1 WHERE id = 7")
+    _stage(settings, stub, rows)
+    [result] = _load(settings, dataset)
+    assert not result.skipped and result.updated == 1
+    assert _scalar(db, "SELECT numeric_value FROM life_expectancy_at_birth WHERE id = 7") == rows[6]["NumericValue"]
+    _stage(settings, stub, rows)
+    [again] = _load(settings, dataset)
+    assert again.skipped, "a table that matches again is skipped again"

@@ -42,7 +42,8 @@ _LEDGER_DDL = """CREATE TABLE IF NOT EXISTS {} (
 _LEDGER_ADDITIONS = (
     "ALTER TABLE {} ADD COLUMN IF NOT EXISTS content_hash text, "
     "ADD COLUMN IF NOT EXISTS skipped boolean NOT NULL DEFAULT false, "
-    "ADD COLUMN IF NOT EXISTS table_rows bigint"
+    "ADD COLUMN IF NOT EXISTS table_rows bigint, "
+    "ADD COLUMN IF NOT EXISTS table_fingerprint text"
 )
 _RUNS_DDL = """CREATE TABLE IF NOT EXISTS {} (
     id bigserial PRIMARY KEY,
@@ -101,6 +102,7 @@ class LedgerEntry:
     content_hash: str
     skipped: bool
     table_rows: int
+    table_fingerprint: str
 
 
 def is_applied(cursor, dataset: str, batch_id: str) -> bool:
@@ -109,10 +111,10 @@ def is_applied(cursor, dataset: str, batch_id: str) -> bool:
 
 
 def last_applied(cursor, dataset: str):
-    """(content hash, table, mode, rows in the table) after the dataset's latest batch, or None."""
+    """(content hash, table, mode, rows in the table, its fingerprint) after the dataset's latest batch, or None."""
     _execute(
         cursor,
-        "SELECT content_hash, table_name, mode, table_rows FROM {} WHERE dataset = %s "
+        "SELECT content_hash, table_name, mode, table_rows, table_fingerprint FROM {} WHERE dataset = %s "
         "ORDER BY loaded_at DESC, batch_id DESC LIMIT 1",
         LEDGER_TABLE,
         [dataset],
@@ -124,7 +126,7 @@ def record_batch(cursor, entry: LedgerEntry) -> None:
     _execute(
         cursor,
         "INSERT INTO {} (dataset, batch_id, table_name, mode, rows_staged, rows_inserted, rows_updated, "
-        "content_hash, skipped, table_rows) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "content_hash, skipped, table_rows, table_fingerprint) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         LEDGER_TABLE,
         list(astuple(entry)),
     )

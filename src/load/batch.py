@@ -20,7 +20,7 @@ from src.contracts.ledger import LedgerEntry
 from src.contracts.staging import content_hash_of
 from src.faultpoints import crash_point
 from src.load.merge import apply_batch
-from src.load.tables import count_rows, ensure_natural_key, ensure_table, target_of
+from src.load.tables import ensure_natural_key, ensure_table, fingerprint, target_of
 
 log = logging.getLogger("gho_etl.load")
 
@@ -83,7 +83,8 @@ def _apply_once(cursor, dataset, batch_id, staging):
     target = target_of(cursor, dataset)
     table_state = ensure_table(cursor, target, columns)
     outcome, inserted, updated = Outcome.APPLIED, 0, 0
-    if table_state == "ready" and _unchanged_since(cursor, dataset, target, content):
+    compared = _compared_columns(columns)
+    if table_state == "ready" and _unchanged_since(cursor, dataset, target, content, compared):
         outcome = Outcome.IDENTICAL
     elif rows == 0 and dataset.mode == "replace":
         log.warning("%s: empty batch %s; replace mode keeps the table as it is", dataset.name, batch_id)
@@ -92,6 +93,7 @@ def _apply_once(cursor, dataset, batch_id, staging):
         crash_point("load.applied")
     if table_state == "created":
         ensure_natural_key(cursor, target)
+    table_rows, table_fingerprint = fingerprint(cursor, target, compared)
     entry = LedgerEntry(
         dataset=dataset.name,
         batch_id=batch_id,
@@ -102,21 +104,29 @@ def _apply_once(cursor, dataset, batch_id, staging):
         rows_updated=updated,
         content_hash=content,
         skipped=outcome is Outcome.IDENTICAL,
-        table_rows=count_rows(cursor, target),
+        table_rows=table_rows,
+        table_fingerprint=table_fingerprint,
     )
     ledger.record_batch(cursor, entry)
     return outcome, inserted, updated
 
 
-def _unchanged_since(cursor, dataset, target, content) -> bool:
-    """True when `content` is what was last applied and the table still holds what that left.
+def _compared_columns(columns) -> list:
+    """What a table must still hold for a batch to be skipped: every staged column but GHO's unstable Id."""
+    return sorted(c for c in columns if c != "id")
 
-    The row count catches rows deleted or added by hand, so a repair is never skipped.
+
+def _unchanged_since(cursor, dataset, target, content, compared) -> bool:
+    """True when `content` is what was last applied and the table provably still holds what that left.
+
+    Proven by the table's fingerprint (rows and a hash of their values, `tables.fingerprint`), taken
+    after every batch: a value edited, a row added or deleted by hand makes the batch apply again,
+    which repairs the table. A ledger row of an earlier version has no fingerprint: applied once more.
     """
     last = ledger.last_applied(cursor, dataset.name)
-    if not content or last is None or last[:3] != (content, dataset.table, dataset.mode):
+    if not content or last is None or last[:3] != (content, dataset.table, dataset.mode) or last[4] is None:
         return False
-    return last[3] == count_rows(cursor, target)
+    return (last[3], last[4]) == fingerprint(cursor, target, compared)
 
 
 def _rollback_quietly(connection) -> None:
