@@ -19,6 +19,9 @@ once.
       TooManyRejects
     LoadError                              a staging batch cannot be applied
       DatabaseUnavailable                  transient: the database cannot be reached
+      DatabaseBusy                         transient: out of resources, a deadlock, shutting down
+      DatabaseLimit                        a value or table PostgreSQL cannot hold (SQLSTATE class 54)
+    StorageError                           the data folder cannot be written (read-only, full, denied)
 """
 
 EXIT_OK = 0
@@ -95,3 +98,17 @@ class DatabaseUnavailable(LoadError):
     """The database could not be reached or started."""
 
     transient = True
+
+
+class DatabaseBusy(LoadError):
+    """The database refused for now: out of disk or memory, too many connections, a deadlock, a shutdown."""
+
+    transient = True
+
+
+class DatabaseLimit(LoadError):
+    """Something PostgreSQL cannot hold: an index entry too large, too many columns, a name too long."""
+
+
+class StorageError(GhoEtlError):
+    """The data folder (landing, staging, rejects) cannot be written: read-only, full or denied."""

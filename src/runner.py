@@ -14,7 +14,7 @@ from typing import Optional
 
 from src import extract, load, transform
 from src.contracts.results import PhaseResult
-from src.errors import GhoEtlError
+from src.errors import GhoEtlError, StorageError
 from src.logs import log_context
 from src.redact import redact
 from src.run_history import new_run_id
@@ -72,7 +72,9 @@ class Runner:
                 result = PHASE_RUNNERS[phase](self.settings, dataset, self.database)
             except GhoEtlError as exc:
                 outcome = PhaseOutcome.failed(dataset.name, phase, redact(one_line(exc)), exc.exit_code)
-                log.error("%s of %s failed: %s", phase, dataset.name, outcome.error)
+            except OSError as exc:  # our own folders: read-only, full, denied
+                error = StorageError(f"cannot write {exc.filename or 'the data folder'}: {exc.strerror or exc}")
+                outcome = PhaseOutcome.failed(dataset.name, phase, redact(one_line(error)), error.exit_code)
             except Exception as exc:  # an unexpected bug: keep the traceback in the log file
                 log.exception("%s of %s failed unexpectedly", phase, dataset.name)
                 message = f"unexpected {type(exc).__name__}: {exc} (traceback in the log file)"
@@ -91,7 +93,8 @@ class Runner:
                     batches=outcome.batches,
                     error=outcome.error,
                 )
-            log.info(
+            log.log(
+                logging.INFO if outcome.ok else logging.ERROR,
                 outcome.summary(),
                 extra={"rows": outcome.rows_written, "duration_s": round(outcome.seconds, 3), "ok": outcome.ok},
             )

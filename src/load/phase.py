@@ -18,11 +18,10 @@ from psycopg2 import sql
 from src.contracts import ledger, staging
 from src.contracts.layout import Layout
 from src.contracts.results import PhaseResult
-from src.errors import DatabaseUnavailable, LoadError
 from src.load.batch import load_batch
+from src.load.sql_errors import classify
 from src.locks import phase_lock
 from src.storage import open_store
-from src.text import first_line
 
 log = logging.getLogger("gho_etl.load")
 
@@ -54,15 +53,8 @@ def load_dataset(settings, dataset, database, store=None) -> list:
         try:
             _prepare_session(connection)
             return [load_batch(connection, store, dataset, batch_id) for batch_id in batches]
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            raise DatabaseUnavailable(
-                f"lost the database while loading {dataset.name}: {first_line(exc)}; "
-                "the transaction was rolled back and staging kept"
-            ) from None
         except psycopg2.Error as exc:
-            raise LoadError(
-                f"loading {dataset.name} into {dataset.table} failed: {first_line(exc)}; staging kept"
-            ) from None
+            raise classify(exc, dataset.name, dataset.table) from None
         finally:
             connection.close()
 
