@@ -70,6 +70,10 @@ LOG_LEVEL = _env("GHO_LOG_LEVEL", "INFO")
 LOG_MAX_BYTES = _env("GHO_LOG_MAX_BYTES", str(10 * 1024 * 1024))
 LOG_BACKUP_COUNT = _env("GHO_LOG_BACKUP_COUNT", "5")
 
+# Run history (etl_runs) and ledger (etl_batches) kept: days, and runs per dataset at most.
+HISTORY_DAYS = _env("GHO_HISTORY_DAYS", "90")
+HISTORY_RUNS = _env("GHO_HISTORY_RUNS", "1000")
+
 # --- Transform -----------------------------------------------------------------
 # Share of a batch's rows that may be rejected before the whole batch fails.
 REJECT_THRESHOLD = _env("GHO_REJECT_THRESHOLD", "0.05")

@@ -132,6 +132,34 @@ def record_batch(cursor, entry: LedgerEntry) -> None:
     )
 
 
+def prune(cursor, dataset: str, days: int, runs_kept: int, pending: list) -> None:
+    """Bound what a dataset leaves in our tables, however often it runs.
+
+    `etl_runs`: runs older than `days`, and beyond the newest `runs_kept`, go
+    (a running one never). `etl_batches`: a row is kept while its batch is
+    pending (its staging file still exists: exactly-once needs it) and for the
+    latest batch (the identical-batch check reads it); other rows go after
+    `days`, and rows of skipped identical batches at once, so an unchanged
+    dataset keeps one ledger row, not one a run.
+    """
+    _execute(
+        cursor,
+        "DELETE FROM {0} WHERE dataset = %s AND status <> 'running' AND (started_at < now() - %s * interval '1 day' "
+        "OR id < (SELECT coalesce(min(id), 0) FROM (SELECT id FROM {0} WHERE dataset = %s "
+        "ORDER BY id DESC LIMIT %s) AS newest))",
+        RUNS_TABLE,
+        [dataset, days, dataset, runs_kept],
+    )
+    _execute(
+        cursor,
+        "DELETE FROM {0} WHERE dataset = %s AND batch_id <> ALL(%s) AND batch_id IS DISTINCT FROM "
+        "(SELECT batch_id FROM {0} WHERE dataset = %s ORDER BY loaded_at DESC, batch_id DESC LIMIT 1) "
+        "AND (skipped OR loaded_at < now() - %s * interval '1 day')",
+        LEDGER_TABLE,
+        [dataset, list(pending), dataset, days],
+    )
+
+
 # --- etl_runs -------------------------------------------------------------------------
 
 

@@ -52,11 +52,22 @@ def load_dataset(settings, dataset, database, store=None) -> list:
         connection = database.connect()
         try:
             _prepare_session(connection)
-            return [load_batch(connection, store, dataset, batch_id) for batch_id in batches]
+            results = [load_batch(connection, store, dataset, batch_id) for batch_id in batches]
+            _prune_history(connection, settings, dataset, store)
+            return results
         except psycopg2.Error as exc:
             raise classify(exc, dataset.name, dataset.table) from None
         finally:
             connection.close()
+
+
+def _prune_history(connection, settings, dataset, store):
+    """Retention (`ledger.prune`), in its own transaction, once the batches are safe."""
+    ledger.ensure_runs_table(connection)
+    with connection.cursor() as cursor:
+        pending = staging.batch_ids(store, dataset.name)
+        ledger.prune(cursor, dataset.name, settings.history_days, settings.history_runs, pending)
+    connection.commit()
 
 
 def _prepare_session(connection):
