@@ -22,6 +22,7 @@ from src.logs import LOG_FILE_NAME
 from src.scheduler import Scheduler, scheduler_process
 
 START_WAIT_S = 30.0
+SCHEDULER_OUT_MAX_BYTES = 1024 * 1024
 # Marks the background process `_detach` starts. An environment variable, not a hidden option:
 # argparse would take a user's `--detach` as an abbreviation of it and run attached.
 _DETACHED_CHILD = "_GHO_ETL_SCHEDULER_CHILD"
@@ -57,7 +58,10 @@ def start_main(script_path, argv=None) -> int:
             return _serve(settings, datasets, args)
         return _detach(settings, script_path, argv if argv is not None else sys.argv[1:])
 
-    return command(parser, body, argv, check_args=_check_workers)
+    # The detached scheduler logs to the JSON log only: its console is scheduler.out, which then holds
+    # only what cannot go to the log (a crash before logging starts, an interpreter's last words).
+    logs = "file" if os.environ.get(_DETACHED_CHILD) == "1" else "console"
+    return command(parser, body, argv, logs=logs, check_args=_check_workers)
 
 
 def _check_workers(parser, args):
@@ -91,6 +95,8 @@ def _detach(settings, script_path, argv) -> int:
         return fail(f"scheduler already running (pid {running[0]})", EXIT_ALREADY_RUNNING)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     output = settings.log_dir / "scheduler.out"
+    if output.exists() and output.stat().st_size > SCHEDULER_OUT_MAX_BYTES:
+        os.replace(output, output.with_name(output.name + ".1"))  # one older copy is kept
     with open(output, "ab") as handle:
         child = subprocess.Popen(
             [sys.executable, str(script_path), *argv],
