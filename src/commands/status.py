@@ -4,12 +4,14 @@ import argparse
 import json
 import socket
 
+from src import unknown_datasets
 from src.commands.common import command
 from src.contracts.ledger import latest_runs
 from src.db import Database
 from src.errors import EXIT_OK
 from src.redact import redact, redact_values
 from src.scheduler import register, scheduler_process, state_file
+from src.storage import open_store
 
 
 def status_main(argv=None) -> int:
@@ -20,6 +22,11 @@ def status_main(argv=None) -> int:
         "2 bad usage or configuration.",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument(
+        "--remove-unknown",
+        action="store_true",
+        help="delete the landing, staging and rejects folders of datasets no longer in DATASET_CONFIG",
+    )
     return command(
         parser,
         lambda invocation: _show(invocation.settings, invocation.args),
@@ -30,6 +37,10 @@ def status_main(argv=None) -> int:
 
 
 def _show(settings, args) -> int:
+    if args.remove_unknown:
+        for name in unknown_datasets.remove(settings, open_store(settings)):
+            print(f"removed the landing, staging and rejects folders of {name} (no longer in DATASET_CONFIG)")
+        return EXIT_OK
     report_data = collect_status(settings)
     if args.json:
         print(json.dumps(redact_values(report_data), indent=2, default=str))
@@ -74,6 +85,7 @@ def collect_status(settings) -> dict:
             "since": running[1].astimezone().isoformat(timespec="seconds") if running else None,
         },
         "datasets": datasets,
+        "unknown_datasets": unknown_datasets.find(settings, open_store(settings)),
         "history_error": history_error,
     }
 
@@ -161,4 +173,10 @@ def format_status(data) -> str:
         for phase, detail in run["phases"].items():
             if detail["error"]:
                 lines.append(f"    {phase}: {detail['error']}")
+    for entry in data["unknown_datasets"]:
+        held = ", ".join(f"{area} {entry[area]}" for area in unknown_datasets.AREAS if entry[area])
+        lines.append(
+            f"\n{entry['dataset']}: not in DATASET_CONFIG, its folders hold {held or 'nothing'}; "
+            "remove them with: python3 scripts/status.py --remove-unknown"
+        )
     return "\n".join(lines)

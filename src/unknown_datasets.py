@@ -1,0 +1,41 @@
+"""Hand-off folders of datasets no longer in DATASET_CONFIG: found for `status.py`, removed on request.
+
+A dataset removed from the configuration leaves its landing, staging and
+rejects folders behind; nothing would ever process or delete them. They are
+removed only when the user asks (`status.py --remove-unknown`), each under the
+dataset's phase locks, so a run of an older configuration still going is
+never cut short.
+"""
+
+from contextlib import ExitStack
+
+from src.contracts import layout
+from src.contracts.layout import Layout
+from src.locks import phase_lock
+
+AREAS = (layout.LANDING, layout.STAGING, layout.REJECTS)
+PHASES = ("extract", "transform", "load")
+
+
+def find(settings, store) -> list:
+    """[{dataset, landing, staging, rejects}] with the count of entries each area holds, by dataset name."""
+    names = sorted({name for area in AREAS for name in store.folders(area)} - set(settings.datasets))
+    found = []
+    for name in names:
+        counts = {area: len(store.folders(f"{area}/{name}")) + len(store.files(f"{area}/{name}")) for area in AREAS}
+        found.append({"dataset": name, **counts})
+    return found
+
+
+def remove(settings, store) -> list:
+    """Remove every unknown dataset's folders; the names removed."""
+    removed = []
+    for entry in find(settings, store):
+        name = entry["dataset"]
+        with ExitStack() as locks:
+            for phase in PHASES:
+                locks.enter_context(phase_lock(Layout(settings.data_dir), name, phase))
+            for area in AREAS:
+                store.delete_tree(f"{area}/{name}")
+        removed.append(name)
+    return removed
