@@ -26,6 +26,7 @@ def test_transient_means_a_later_try_may_succeed_unchanged():
     transient = sorted(cls.__name__ for cls in _classes() if cls.transient)
     assert transient == [
         "AlreadyRunning",
+        "DatabaseBusy",
         "DatabaseUnavailable",
         "SourceChanged",
         "SourceUnavailable",
