@@ -159,22 +159,38 @@ class Database:
         return connection
 
     def _schema(self, connection) -> str:
-        """GHO_DB_SCHEMA (made when missing), else the connection's current schema (normally public)."""
+        """GHO_DB_SCHEMA, else the connection's current schema (normally public)."""
         wanted = self.settings.db_schema
-        with connection.cursor() as cursor:
-            if wanted is None:
+        if wanted is None:
+            with connection.cursor() as cursor:
                 cursor.execute("SELECT current_schema()")
                 wanted = cursor.fetchone()[0]
-                if wanted is None:
-                    raise ConfigError(
-                        "the database's search_path names no existing schema: set GHO_DB_SCHEMA (e.g. public)"
-                    )
-            else:
-                cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [wanted])
-                if cursor.fetchone() is None:
-                    cursor.execute(
-                        psycopg2.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psycopg2.sql.Identifier(wanted))
-                    )
-                    log.info("created schema %s", wanted)
-        connection.commit()
+            connection.rollback()
+            if wanted is None:
+                raise ConfigError(
+                    "the database's search_path names no existing schema: set GHO_DB_SCHEMA (e.g. public)"
+                )
         return wanted
+
+    @staticmethod
+    def ensure_schema(connection) -> None:
+        """Make the connection's schema when it is missing (the load does; reading commands never write)."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [connection.schema])
+            if cursor.fetchone() is not None:
+                connection.rollback()
+                return
+            try:
+                cursor.execute(
+                    psycopg2.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                        psycopg2.sql.Identifier(connection.schema)
+                    )
+                )
+            except psycopg2.Error as exc:
+                connection.rollback()
+                raise ConfigError(
+                    f"GHO_DB_SCHEMA={connection.schema!r} does not exist and could not be made: {first_line(exc)} "
+                    "(create it, or grant CREATE on the database)"
+                ) from None
+        connection.commit()
+        log.info("created schema %s", connection.schema)

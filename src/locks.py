@@ -5,6 +5,7 @@ pid file is ever trusted to say who holds one.
 """
 
 import fcntl
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +22,23 @@ def try_lock(path: Path):
         handle.close()
         return None
     return handle
+
+
+def lock_holders(path: Path):
+    """Pids holding an flock on `path`, from /proc/locks; None where the kernel does not list them."""
+    try:
+        status = os.stat(path)
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    device = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
+    holders = set()
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 00:2f:5678 0 EOF" (blocked waiters carry a "->" first)
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
+            holders.add(int(fields[4]))
+    return holders
 
 
 @contextmanager

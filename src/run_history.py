@@ -39,6 +39,7 @@ class RunHistory:
         if self._connection is None or self._connection.closed:
             try:
                 self._connection = self.database.connect()
+                self.database.ensure_schema(self._connection)
                 ledger.ensure_runs_table(self._connection)
             except Exception as exc:  # history must never break a run
                 log.warning("run history unavailable (%s); continuing without it", exc)
@@ -54,6 +55,8 @@ class RunHistory:
             try:
                 with connection, connection.cursor() as cursor:
                     pid, host = os.getpid(), socket.gethostname()
+                    settings = self.database.settings
+                    ledger.prune_runs(cursor, dataset, settings.history_days, settings.history_runs - 1)
                     return ledger.insert_run(cursor, run_id, dataset, phase, pid, host, self.trigger)
             except Exception as exc:
                 log.warning("could not record the start of %s %s: %s", phase, dataset, exc)

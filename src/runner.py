@@ -6,6 +6,7 @@ at the first failed phase. Errors come back as outcomes, not exceptions, so
 one dataset's failure never stops another's.
 """
 
+import errno
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,9 @@ class PhaseOutcome(PhaseResult):
         return f"{head} {rows}, {self.rows_rejected} rejects, {self.batches} batch(es), {self.seconds:.1f}s"
 
 
+_WRITE_ERRORS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
 class Runner:
     """Holds what every phase needs: settings, the database and the run history."""
 
@@ -73,7 +77,8 @@ class Runner:
             except GhoEtlError as exc:
                 outcome = PhaseOutcome.failed(dataset.name, phase, redact(one_line(exc)), exc.exit_code)
             except OSError as exc:  # our own folders: read-only, full, denied
-                error = StorageError(f"cannot write {exc.filename or 'the data folder'}: {exc.strerror or exc}")
+                verb = "cannot write" if exc.errno in _WRITE_ERRORS else "cannot read or write"
+                error = StorageError(f"{verb} {exc.filename or 'a file of ours'}: {exc.strerror or exc}")
                 outcome = PhaseOutcome.failed(dataset.name, phase, redact(one_line(error)), error.exit_code)
             except Exception as exc:  # an unexpected bug: keep the traceback in the log file
                 log.exception("%s of %s failed unexpectedly", phase, dataset.name)

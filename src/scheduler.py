@@ -25,7 +25,7 @@ import schedule
 from src.contracts.layout import Layout
 from src.contracts.ledger import last_successful_loads
 from src.errors import AlreadyRunning
-from src.locks import try_lock
+from src.locks import lock_holders, try_lock
 from src.storage.disk import write_json_atomic
 
 log = logging.getLogger("gho_etl.scheduler")
@@ -47,23 +47,30 @@ def scheduler_process(settings):
 
     Only the lock says whether a scheduler runs (the kernel drops it when the
     process dies). The pid file names it, and is believed only while the lock
-    is held and its process started before the file was written: a pid file
-    left behind names nobody, whatever process now has that pid.
+    is held, and (where the kernel lists its locks) only for the process that
+    holds it: a pid file left behind names nobody, whatever process now has
+    that pid.
     """
     import psutil
 
     if not _scheduler_lock_held(settings):
         return None
-    path = pid_file(settings)
     try:
-        pid = int(path.read_text().split()[0])
-        written = path.stat().st_mtime
+        pid = int(pid_file(settings).read_text().split()[0])
+        holders = lock_holders(Layout(settings.data_dir).scheduler_lock)
+        if holders is not None and pid not in holders:
+            return None  # the file names someone else (a new scheduler has not written its own yet)
         process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE or process.create_time() > written + 1:
+        if process.status() == psutil.STATUS_ZOMBIE:
             return None
         return pid, datetime.fromtimestamp(process.create_time(), timezone.utc)
     except (OSError, ValueError, IndexError, psutil.Error):
         return None
+
+
+def scheduler_lock_held(settings) -> bool:
+    """Whether some process holds the scheduler's lock (whether or not it can be named)."""
+    return _scheduler_lock_held(settings)
 
 
 def _scheduler_lock_held(settings) -> bool:

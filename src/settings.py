@@ -19,7 +19,7 @@ from src.schedule_spec import WEEKDAYS, Schedule, parse_schedule  # noqa: F401  
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # PostgreSQL's own names (pg_catalog, pg_temp, ...) and ours (the load's temp table is _gho_stage).
-RESERVED_PREFIXES = ("pg_", "_gho")
+RESERVED_PREFIXES = ("pg_", "_gho", "etl_batches", "etl_runs")  # the last two: our tables, their keys and sequence
 INDICATOR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 MODES = ("merge", "replace", "append")
 DEFAULT_SCHEDULE = "every day at 02:00"
@@ -114,7 +114,7 @@ def validate_dataset(name, entry) -> Dataset:
         raise _dataset_error(name, "table", f"{table!r} is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*)")
     if table.lower() in SYSTEM_TABLES or table.lower().startswith(RESERVED_PREFIXES):
         raise _dataset_error(
-            name, "table", f"{table!r} is reserved (our own tables, and names starting with pg_ or _gho)"
+            name, "table", f"{table!r} is reserved (names starting with pg_, _gho, etl_batches or etl_runs)"
         )
     try:
         schedule = parse_schedule(entry.get("schedule") or DEFAULT_SCHEDULE)
@@ -196,9 +196,9 @@ def load_settings() -> Settings:
         raise ConfigError(f"GHO_API_BASE_URL={cfg.GHO_API_BASE_URL!r} is not a URL with a host (and a valid port)")
     if cfg.DATABASE_URL and not re.match(r"^postgres(ql)?://", cfg.DATABASE_URL):
         raise ConfigError("DATABASE_URL must be a libpq URI starting with postgresql://")
-    db_schema = cfg.GHO_DB_SCHEMA
+    db_schema = cfg.GHO_DB_SCHEMA.lower() if cfg.GHO_DB_SCHEMA else None
     if db_schema is not None and (
-        not IDENTIFIER.match(db_schema) or db_schema.lower().startswith("pg_") or db_schema == "information_schema"
+        not IDENTIFIER.match(db_schema) or db_schema.startswith("pg_") or db_schema == "information_schema"
     ):
         raise ConfigError(
             f"GHO_DB_SCHEMA={db_schema!r} must be a plain identifier, not a system schema (pg_*, information_schema)"
@@ -218,7 +218,7 @@ def load_settings() -> Settings:
         backoff_max=_number("GHO_BACKOFF_MAX", cfg.GHO_BACKOFF_MAX, float, 0, 86400),
         reject_threshold=_number("GHO_REJECT_THRESHOLD", cfg.REJECT_THRESHOLD, float, 0, 1),
         database_url=cfg.DATABASE_URL,
-        db_schema=db_schema.lower() if db_schema else None,
+        db_schema=db_schema,
         psql_params=dict(cfg.PSQL_SERVER_PARAMS),
         log_level=log_level,
         log_max_bytes=_number("GHO_LOG_MAX_BYTES", cfg.LOG_MAX_BYTES, int, 1024),

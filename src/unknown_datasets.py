@@ -3,14 +3,15 @@
 A dataset removed from the configuration leaves its landing, staging and
 rejects folders behind; nothing would ever process or delete them. They are
 removed only when the user asks (`status.py --remove-unknown`), each under the
-dataset's phase locks, so a run of an older configuration still going is
-never cut short.
+dataset's phase locks, so no phase of an older configuration still running
+is cut short (a dataset with a phase running is left, and said so).
 """
 
 from contextlib import ExitStack
 
 from src.contracts import layout
 from src.contracts.layout import Layout
+from src.errors import AlreadyRunning
 from src.locks import phase_lock
 
 AREAS = (layout.LANDING, layout.STAGING, layout.REJECTS)
@@ -27,15 +28,19 @@ def find(settings, store) -> list:
     return found
 
 
-def remove(settings, store) -> list:
-    """Remove every unknown dataset's folders; the names removed."""
-    removed = []
+def remove(settings, store) -> tuple:
+    """(names removed, names left because a phase of theirs is running): each dataset on its own."""
+    removed, busy = [], []
     for entry in find(settings, store):
         name = entry["dataset"]
-        with ExitStack() as locks:
-            for phase in PHASES:
-                locks.enter_context(phase_lock(Layout(settings.data_dir), name, phase))
-            for area in AREAS:
-                store.delete_tree(f"{area}/{name}")
+        try:
+            with ExitStack() as locks:
+                for phase in PHASES:
+                    locks.enter_context(phase_lock(Layout(settings.data_dir), name, phase))
+                for area in AREAS:
+                    store.delete_tree(f"{area}/{name}")
+        except AlreadyRunning:
+            busy.append(name)
+            continue
         removed.append(name)
-    return removed
+    return removed, busy

@@ -6,6 +6,7 @@ stop send that process SIGTERM.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -35,3 +36,24 @@ def test_a_stale_pid_file_naming_a_live_lookalike_is_never_trusted(script_env, t
     finally:
         lookalike.kill()
         lookalike.wait()
+
+
+def test_a_scheduler_whose_pid_file_looks_older_than_it_is_still_found_and_stopped(script_env, tmp_path):
+    """A clock stepped forward after the start (NTP on a board without a clock) must not orphan the scheduler."""
+    config = write_dataset_config(tmp_path, {"alpha": {"indicator": "WHOSIS_000001", "schedule": "every day at 02:00"}})
+    env = dict(script_env, DATASET_CONFIG_FILE=str(config))
+    run_script("start_scheduler.py", env=env, check=0)
+    pid_file = tmp_path / "data" / "scheduler.pid"
+    pid = int(pid_file.read_text())
+    try:
+        written = pid_file.stat().st_mtime
+        os.utime(pid_file, (written - 3600, written - 3600))  # as if written an hour before the process began
+        status = json.loads(run_script("status.py", "--json", env=env, check=0).stdout)
+        assert status["scheduler"]["running"] and status["scheduler"]["pid"] == pid
+        stopped = run_script("stop_scheduler.py", env=env, check=0)
+        assert stopped.stdout.splitlines()[-1].startswith(f"scheduler (pid {pid}) stopped after ")
+    finally:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass

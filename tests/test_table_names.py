@@ -3,6 +3,8 @@
 Run as a user would (the scripts), on generated rows through the stand-in.
 """
 
+import json
+
 import psycopg2
 import pytest
 
@@ -41,7 +43,9 @@ def test_two_long_names_sharing_a_prefix_each_get_their_own_unique_index(script_
         assert _query(database_url, f"SELECT count(*) FROM {table} WHERE numeric_value = %s", [rows[0]["NumericValue"]])
 
 
-@pytest.mark.parametrize("table", ["_gho_stage", "pg_class", "PG_Authid", "etl_runs"])
+@pytest.mark.parametrize(
+    "table", ["_gho_stage", "pg_class", "PG_Authid", "etl_runs", "etl_runs_id_seq", "etl_batches_pkey"]
+)
 def test_names_of_ours_or_the_catalog_are_refused_before_any_work(script_env, tmp_path, table):
     config = write_dataset_config(tmp_path, {"bad": {"indicator": "WHOSIS_000001", "table": table, "mode": "replace"}})
     result = run_script("start_scheduler.py", "--once", env=dict(script_env, DATASET_CONFIG_FILE=str(config)))
@@ -74,3 +78,49 @@ def test_an_index_of_an_earlier_version_is_renamed_not_duplicated(script_env, tm
     stub.set_rows("GEN_R", generate_rows("GEN_R", 20, vary_every=2))
     run_script("start_scheduler.py", "--once", env=env, check=0)
     assert _unique_indexes(database_url, "public", "renamed") == [(index_name("renamed"),)]
+
+
+def test_history_is_read_from_the_configured_schema(script_env, tmp_path, stub, database_url):
+    stub.set_rows("GEN_S", generate_rows("GEN_S", 10))
+    config = write_dataset_config(tmp_path, {"facts": {"indicator": "GEN_S"}})
+    env = dict(script_env, DATASET_CONFIG_FILE=str(config), GHO_DB_SCHEMA="gho")
+    run_script("start_scheduler.py", "--once", env=env, check=0)
+    shown = json.loads(run_script("status.py", "--json", env=env, check=0).stdout)
+    assert shown["history_error"] is None
+    assert shown["datasets"][0]["last_run"]["outcome"] == "succeeded"
+
+
+def test_an_old_and_a_new_index_side_by_side_both_serve(script_env, tmp_path, stub, database_url):
+    """An older gho-etl still running makes its own index name again; loads go on working."""
+    stub.set_rows("GEN_R", generate_rows("GEN_R", 20))
+    config = write_dataset_config(tmp_path, {"twin": {"indicator": "GEN_R"}})
+    env = dict(script_env, DATASET_CONFIG_FILE=str(config))
+    run_script("start_scheduler.py", "--once", env=env, check=0)
+    _query(
+        database_url,
+        "CREATE UNIQUE INDEX twin_natural_key ON twin (indicator_code, spatial_dim_type, "
+        "spatial_dim, time_dim_type, time_dim, dim1, dim2, dim3, data_source_dim) NULLS NOT DISTINCT; SELECT 1",
+    )
+    stub.set_rows("GEN_R", generate_rows("GEN_R", 20, vary_every=2))
+    run_script("start_scheduler.py", "--once", env=env, check=0)
+
+
+def test_a_schema_name_of_the_system_in_any_case_is_refused(script_env, tmp_path):
+    result = run_script("start_extract.py", env=dict(script_env, GHO_DB_SCHEMA="Information_Schema"))
+    assert result.returncode == 2 and "GHO_DB_SCHEMA='information_schema' must be a plain identifier" in result.stderr
+
+
+def test_a_schema_the_role_may_not_create_is_one_clear_line(script_env, tmp_path, stub, database_url):
+    stub.set_rows("GEN_S", generate_rows("GEN_S", 10))
+    role = "gho_limited_" + tmp_path.name[-8:].replace("-", "_")
+    _query(database_url, f"CREATE ROLE {role} LOGIN; SELECT 1")
+    try:
+        limited = database_url.replace("postgresql://postgres:@", f"postgresql://{role}@", 1)
+        config = write_dataset_config(tmp_path, {"facts": {"indicator": "GEN_S"}})
+        env = dict(script_env, DATASET_CONFIG_FILE=str(config), DATABASE_URL=limited, GHO_DB_SCHEMA="gho")
+        result = run_script("start_scheduler.py", "--once", env=env)
+        assert result.returncode == 2
+        [line] = [text for text in result.stderr.splitlines() if text.startswith("error:")]
+        assert "GHO_DB_SCHEMA='gho' does not exist and could not be made" in line and "permission denied" in line
+    finally:
+        _query(database_url, f"DROP OWNED BY {role}; DROP ROLE {role}; SELECT 1")

@@ -3,9 +3,10 @@
 import argparse
 import json
 import socket
+import sys
 
 from src import unknown_datasets
-from src.commands.common import command
+from src.commands.common import EXIT_FAILED, command
 from src.contracts.ledger import latest_runs
 from src.db import Database
 from src.errors import EXIT_OK
@@ -38,9 +39,14 @@ def status_main(argv=None) -> int:
 
 def _show(settings, args) -> int:
     if args.remove_unknown:
-        for name in unknown_datasets.remove(settings, open_store(settings)):
+        removed, busy = unknown_datasets.remove(settings, open_store(settings))
+        for name in removed:
             print(f"removed the landing, staging and rejects folders of {name} (no longer in DATASET_CONFIG)")
-        return EXIT_OK
+        for name in busy:
+            print(f"error: left {name}: a phase of it is running; run again when it ends", file=sys.stderr)
+        if not removed and not busy:
+            print("nothing to remove: every folder belongs to a dataset in DATASET_CONFIG")
+        return EXIT_FAILED if busy else EXIT_OK
     report_data = collect_status(settings)
     if args.json:
         print(json.dumps(redact_values(report_data), indent=2, default=str))

@@ -7,7 +7,7 @@ import time
 
 from src.commands.common import EXIT_FAILED, command, fail
 from src.errors import EXIT_OK
-from src.scheduler import pid_file, scheduler_process, state_file
+from src.scheduler import pid_file, scheduler_lock_held, scheduler_process, state_file
 
 
 def stop_main(argv=None) -> int:
@@ -36,6 +36,11 @@ def _check_timeout(parser, args):
 
 def _stop(settings, args) -> int:
     running = scheduler_process(settings)
+    if not running and scheduler_lock_held(settings):
+        return fail(
+            "a scheduler holds the lock but its pid file does not name it (it may be starting): run again",
+            EXIT_FAILED,
+        )
     if not running:
         if pid_file(settings).exists():
             pid_file(settings).unlink(missing_ok=True)

@@ -11,7 +11,8 @@ A landing batch is the folder `landing/<dataset>/<batch_id>/` of a store:
   marks the batch complete, and it is the only file the transform trusts to say
   which pages hold how many rows.
 
-Batch ids sort by creation time, so batches are applied in the order they were fetched.
+Batch ids are `<sequence>-<UTC time>` and sort by sequence (`batch_order`), so batches are applied
+in the order they were fetched, whatever the clock said.
 """
 
 from dataclasses import dataclass

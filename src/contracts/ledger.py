@@ -2,7 +2,8 @@
 
 - `etl_batches`, the load ledger: one row per staging batch applied (or found
   identical), written in the batch's own transaction, so a batch whose commit
-  happened is never applied again.
+  happened is never applied again. Rows are pruned by age, a skipped batch's
+  an hour after it, and never while its staging file is here (`prune_batches`).
 - `etl_runs`, the run history: one row per run of a phase, whoever started it.
 
 Definitions evolve only by additions (`ADD COLUMN IF NOT EXISTS`), under one
@@ -132,31 +133,41 @@ def record_batch(cursor, entry: LedgerEntry) -> None:
     )
 
 
-def prune(cursor, dataset: str, days: int, runs_kept: int, pending: list) -> None:
-    """Bound what a dataset leaves in our tables, however often it runs.
+# Rows of skipped identical batches outlive their batch this long: a load on another machine that
+# committed one and crashed before deleting its staging file still finds it when it comes back.
+SKIPPED_GRACE_HOURS = 1
 
-    `etl_runs`: runs older than `days`, and beyond the newest `runs_kept`, go
-    (a running one never). `etl_batches`: a row is kept while its batch is
-    pending (its staging file still exists: exactly-once needs it) and for the
-    latest batch (the identical-batch check reads it); other rows go after
-    `days`, and rows of skipped identical batches at once, so an unchanged
-    dataset keeps one ledger row, not one a run.
+
+def prune_batches(cursor, dataset: str, days: int, pending: list) -> None:
+    """Bound the ledger of a dataset, under its advisory lock (as every batch is applied).
+
+    A row is kept while its batch is pending (its staging file still exists:
+    exactly-once needs it) and for the latest batch (the identical-batch check
+    reads it). Other rows go after `days`, and rows of skipped identical batches
+    after SKIPPED_GRACE_HOURS, so an unchanged dataset keeps a few ledger rows,
+    not one a run.
     """
-    _execute(
-        cursor,
-        "DELETE FROM {0} WHERE dataset = %s AND status <> 'running' AND (started_at < now() - %s * interval '1 day' "
-        "OR id < (SELECT coalesce(min(id), 0) FROM (SELECT id FROM {0} WHERE dataset = %s "
-        "ORDER BY id DESC LIMIT %s) AS newest))",
-        RUNS_TABLE,
-        [dataset, days, dataset, runs_kept],
-    )
+    take_lock(cursor, dataset)
     _execute(
         cursor,
         "DELETE FROM {0} WHERE dataset = %s AND batch_id <> ALL(%s) AND batch_id IS DISTINCT FROM "
         "(SELECT batch_id FROM {0} WHERE dataset = %s ORDER BY loaded_at DESC, batch_id DESC LIMIT 1) "
-        "AND (skipped OR loaded_at < now() - %s * interval '1 day')",
+        "AND ((skipped AND loaded_at < now() - %s * interval '1 hour') OR loaded_at < now() - %s * interval '1 day')",
         LEDGER_TABLE,
-        [dataset, list(pending), dataset, days],
+        [dataset, list(pending), dataset, SKIPPED_GRACE_HOURS, days],
+    )
+
+
+def prune_runs(cursor, dataset: str, days: int, rows_kept: int) -> None:
+    """Bound the run history: rows older than `days` (any dataset, configured or not, and runs a crash
+    left 'running'), and beyond the newest `rows_kept` of this dataset (one row per phase run)."""
+    _execute(cursor, "DELETE FROM {0} WHERE started_at < now() - %s * interval '1 day'", RUNS_TABLE, [days])
+    _execute(
+        cursor,
+        "DELETE FROM {0} WHERE dataset = %s AND status <> 'running' AND id < (SELECT coalesce(min(id), 0) "
+        "FROM (SELECT id FROM {0} WHERE dataset = %s ORDER BY id DESC LIMIT %s) AS newest)",
+        RUNS_TABLE,
+        [dataset, dataset, rows_kept],
     )
 
 
@@ -189,7 +200,10 @@ def _read_runs(database, statement) -> list:
     connection = database.connect()
     try:
         with connection, connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass(%s)", [RUNS_TABLE])
+            where = getattr(cursor.connection, "schema", None)
+            cursor.execute(
+                "SELECT to_regclass(%s)", [sql.Identifier(where, RUNS_TABLE).as_string(cursor) if where else RUNS_TABLE]
+            )
             if cursor.fetchone()[0] is None:
                 return []
             _execute(cursor, statement, RUNS_TABLE)

@@ -84,7 +84,8 @@ def _apply_once(cursor, dataset, batch_id, staging):
     table_state = ensure_table(cursor, target, columns)
     outcome, inserted, updated = Outcome.APPLIED, 0, 0
     compared = _compared_columns(columns)
-    if table_state == "ready" and _unchanged_since(cursor, dataset, target, content, compared):
+    proven = _unchanged_since(cursor, dataset, target, content, compared) if table_state == "ready" else None
+    if proven:
         outcome = Outcome.IDENTICAL
     elif rows == 0 and dataset.mode == "replace":
         log.warning("%s: empty batch %s; replace mode keeps the table as it is", dataset.name, batch_id)
@@ -93,7 +94,7 @@ def _apply_once(cursor, dataset, batch_id, staging):
         crash_point("load.applied")
     if table_state == "created":
         ensure_natural_key(cursor, target)
-    table_rows, table_fingerprint = fingerprint(cursor, target, compared)
+    table_rows, table_fingerprint = proven or fingerprint(cursor, target, compared)  # one scan either way
     entry = LedgerEntry(
         dataset=dataset.name,
         batch_id=batch_id,
@@ -116,8 +117,9 @@ def _compared_columns(columns) -> list:
     return sorted(c for c in columns if c != "id")
 
 
-def _unchanged_since(cursor, dataset, target, content, compared) -> bool:
-    """True when `content` is what was last applied and the table provably still holds what that left.
+def _unchanged_since(cursor, dataset, target, content, compared):
+    """The table's fingerprint when `content` is what was last applied and the table provably still holds
+    what that left; else None.
 
     Proven by the table's fingerprint (rows and a hash of their values, `tables.fingerprint`), taken
     after every batch: a value edited, a row added or deleted by hand makes the batch apply again,
@@ -125,8 +127,9 @@ def _unchanged_since(cursor, dataset, target, content, compared) -> bool:
     """
     last = ledger.last_applied(cursor, dataset.name)
     if not content or last is None or last[:3] != (content, dataset.table, dataset.mode) or last[4] is None:
-        return False
-    return (last[3], last[4]) == fingerprint(cursor, target, compared)
+        return None
+    now = fingerprint(cursor, target, compared)
+    return now if now == (last[3], last[4]) else None
 
 
 def _rollback_quietly(connection) -> None:

@@ -18,6 +18,7 @@ from psycopg2 import sql
 from src.contracts import ledger, staging
 from src.contracts.layout import Layout
 from src.contracts.results import PhaseResult
+from src.db import Database
 from src.load.batch import load_batch
 from src.load.sql_errors import classify
 from src.locks import phase_lock
@@ -63,14 +64,13 @@ def load_dataset(settings, dataset, database, store=None) -> list:
 
 def _prune_history(connection, settings, dataset, store):
     """Retention (`ledger.prune`), in its own transaction, once the batches are safe."""
-    ledger.ensure_runs_table(connection)
     with connection.cursor() as cursor:
-        pending = staging.batch_ids(store, dataset.name)
-        ledger.prune(cursor, dataset.name, settings.history_days, settings.history_runs, pending)
+        ledger.prune_batches(cursor, dataset.name, settings.history_days, staging.batch_ids(store, dataset.name))
     connection.commit()
 
 
 def _prepare_session(connection):
+    Database.ensure_schema(connection)
     with connection.cursor() as cursor:
         for name, value in SESSION_SETTINGS.items():
             cursor.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))

@@ -21,6 +21,16 @@ _CLASSES = {
     "23": (LoadError, "a constraint added by hand refused a row"),
     "22": (LoadError, "the database refused a value"),
     "25": (LoadError, "the database refused to write (read-only?)"),
+    "58": (DatabaseBusy, "the database server failed to read or write its own files"),
+}
+
+
+# Codes whose class alone would mislead.
+_CODES = {
+    "57014": (DatabaseBusy, "a statement was cancelled (statement_timeout?)"),
+    "55P03": (DatabaseBusy, "a lock could not be had in time (lock_timeout?)"),
+    "25P03": (DatabaseUnavailable, "the server ended the session (idle_in_transaction_session_timeout?)"),
+    "53100": (DatabaseBusy, "the database server's disk is full"),
 }
 
 
@@ -30,7 +40,7 @@ def classify(exc: psycopg2.Error, dataset_name: str, table: str) -> LoadError:
     if code is None and isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
         error, what = DatabaseUnavailable, "lost the database"
     else:
-        error, what = _CLASSES.get((code or "")[:2], (LoadError, "the database refused the batch"))
+        error, what = _CODES.get(code) or _CLASSES.get((code or "")[:2], (LoadError, "the database refused the batch"))
     where = f" [SQLSTATE {code}]" if code else ""
     return error(
         f"{what} while loading {dataset_name} into {table}: {first_line(exc)}{where}; "

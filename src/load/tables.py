@@ -61,10 +61,12 @@ def _legacy_index_name(table) -> str:
 def ensure_natural_key(cursor, target: Target) -> None:
     """The unique index on the natural key (an index of an earlier version is renamed, not built again)."""
     cursor.execute(
-        "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND tablename = %s AND indexname = %s",
-        [target.schema, target.name, _legacy_index_name(target.name)],
+        "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s AND indexname IN (%s, %s)",
+        [target.schema, target.name, _legacy_index_name(target.name), index_name(target.name)],
     )
-    if cursor.fetchone():
+    found = {row[0] for row in cursor.fetchall()}
+    # An older gho-etl still running keeps making its own name: then both stay, and either serves.
+    if found == {_legacy_index_name(target.name)}:
         cursor.execute(
             sql.SQL("ALTER INDEX {} RENAME TO {}").format(
                 sql.Identifier(target.schema, _legacy_index_name(target.name)),
@@ -99,7 +101,8 @@ def _evolve(cursor, target, columns, existing) -> bool:
     wanted = {c: schema.pg_type(c) for c in columns}
     wanted[schema.BATCH_COLUMN] = "text"
     wanted[schema.LOADED_AT_COLUMN] = "timestamp with time zone"
-    _refuse_too_many_columns(target, set(existing) | set(wanted))
+    if set(wanted) - set(existing):
+        _refuse_too_many_columns(target, set(existing) | set(wanted))
     added = False
     for column, pg_type in wanted.items():
         found = existing.get(column)
