@@ -70,6 +70,12 @@ LOG_LEVEL = _env("GHO_LOG_LEVEL", "INFO")
 LOG_MAX_BYTES = _env("GHO_LOG_MAX_BYTES", str(10 * 1024 * 1024))
 LOG_BACKUP_COUNT = _env("GHO_LOG_BACKUP_COUNT", "5")
 
+# --- Alerts ------------------------------------------------------------------
+# A URL that takes a JSON POST (Slack and Teams incoming webhooks read its "text"); unset: no alerts.
+ALERT_WEBHOOK = _env("GHO_ALERT_WEBHOOK")
+ALERT_RECOVERY = _env("GHO_ALERT_RECOVERY", "true")
+ALERT_TIMEOUT = _env("GHO_ALERT_TIMEOUT", "20")
+
 # Run history (etl_runs) and ledger (etl_batches) kept: days, and runs per dataset at most.
 HISTORY_DAYS = _env("GHO_HISTORY_DAYS", "90")
 HISTORY_RUNS = _env("GHO_HISTORY_RUNS", "1000")

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 
 import schedule
 
+from src.alerts import Alerts
 from src.contracts.layout import Layout
 from src.contracts.ledger import last_successful_loads
 from src.errors import AlreadyRunning
@@ -108,6 +109,7 @@ class Scheduler:
         self.failures = 0
         self._lock = threading.Lock()
         self._lock_handle = None
+        self.alerts = Alerts(settings.alert_webhook, settings.alert_on_recovery, settings.alert_timeout)
 
     # --- single instance ---------------------------------------------------------
     def acquire(self):
@@ -156,6 +158,7 @@ class Scheduler:
             outcomes = self.runner.run_job(dataset, should_stop=self.stop_event.is_set)
             if any(not o.ok for o in outcomes):
                 self.failures += 1
+            self.alerts.job_done(dataset, outcomes)
             return outcomes
         except Exception:  # a bug must not kill the worker silently
             log.exception("job %s crashed", dataset.name)

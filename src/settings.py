@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from src.contracts.ledger import SYSTEM_TABLES
 from src.errors import ConfigError
-from src.redact import remember_settings
+from src.redact import remember, remember_settings
 from src.schedule_spec import WEEKDAYS, Schedule, parse_schedule  # noqa: F401  (part of this module's surface)
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -57,6 +57,9 @@ class Settings:
     db_schema: Optional[str] = None
     history_days: int = 90
     history_runs: int = 1000
+    alert_webhook: Optional[str] = None
+    alert_on_recovery: bool = True
+    alert_timeout: float = 20.0
     log_level: str = "INFO"
     log_max_bytes: int = 10 * 1024 * 1024
     log_backup_count: int = 5
@@ -172,6 +175,22 @@ def _libpq_ports(params) -> None:
             raise ConfigError(f"PGPORT={text!r} is not a port (1-65535, or a comma-separated list of them)")
 
 
+def _webhook(url):
+    if url is None:
+        return None
+    remember(url)  # Slack's and Teams' webhook URLs carry their token
+    if not re.match(r"^https?://", url) or not _has_host_and_port(url):
+        raise ConfigError("GHO_ALERT_WEBHOOK must be an http:// or https:// URL with a host")
+    return url
+
+
+def _flag(variable, text) -> bool:
+    value = str(text).strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{variable}={text!r} must be true or false")
+    return value in ("true", "1", "yes")
+
+
 def _has_host_and_port(url) -> bool:
     try:
         parts = urlsplit(url)
@@ -225,6 +244,9 @@ def load_settings() -> Settings:
         log_backup_count=_number("GHO_LOG_BACKUP_COUNT", cfg.LOG_BACKUP_COUNT, int, 0, 1000),
         extract_workers=_number("GHO_EXTRACT_WORKERS", cfg.GHO_EXTRACT_WORKERS, int, 1, 16),
         history_days=_number("GHO_HISTORY_DAYS", cfg.HISTORY_DAYS, int, 1, 36500),
+        alert_webhook=_webhook(cfg.ALERT_WEBHOOK),
+        alert_on_recovery=_flag("GHO_ALERT_RECOVERY", cfg.ALERT_RECOVERY),
+        alert_timeout=_number("GHO_ALERT_TIMEOUT", cfg.ALERT_TIMEOUT, float, 1, 120),
         history_runs=_number("GHO_HISTORY_RUNS", cfg.HISTORY_RUNS, int, 10, 1_000_000),
         max_page_bytes=(
             _number("GHO_MAX_PAGE_BYTES", cfg.GHO_MAX_PAGE_BYTES, int, 65536, 1 << 34)

@@ -17,6 +17,7 @@ from src.commands.common import (
     report,
     runner_for,
 )
+from src.alerts import Alerts
 from src.errors import EXIT_OK
 from src.logs import LOG_FILE_NAME
 from src.scheduler import Scheduler, scheduler_process
@@ -70,8 +71,14 @@ def _check_workers(parser, args):
 
 
 def _run_once(settings, datasets) -> int:
+    alerts = Alerts(settings.alert_webhook, settings.alert_on_recovery, settings.alert_timeout)
     with runner_for(settings, trigger="once") as runner:
-        return report([o for dataset in datasets for o in runner.run_job(dataset)])
+        outcomes = []
+        for dataset in datasets:
+            job = runner.run_job(dataset)
+            alerts.job_done(dataset, job)
+            outcomes += job
+        return report(outcomes)
 
 
 def _serve(settings, datasets, args) -> int:
