@@ -22,9 +22,10 @@ TABLE = "life_expectancy_at_birth"
 def check_table(connection, table=TABLE) -> int:
     """Assert the table exists, has rows, has no duplicate natural keys and plausible values; return its rows."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s)", [table])
+        where = getattr(connection, "schema", None)  # the schema gho-etl loads into (src.db)
+        name = sql.Identifier(where, table) if where else sql.Identifier(table)
+        cursor.execute("SELECT to_regclass(%s)", [name.as_string(cursor)])
         assert cursor.fetchone()[0] is not None, f"table {table} does not exist: run the pipeline first"
-        name = sql.Identifier(table)
         cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(name))
         count = cursor.fetchone()[0]
         assert count > 0, f"table {table} is empty"
@@ -61,12 +62,21 @@ def test_life_expectancy_table(script_env, database_url):
         connection.close()
 
 
-def main() -> int:
-    from src.commands.common import fail, quiet_broken_pipe
+def main(argv=None) -> int:
+    import argparse
+
+    from src.commands.common import SETTINGS_HELP, fail, quiet_broken_pipe
     from src.db import Database
     from src.errors import GhoEtlError
     from src.settings import load_settings
 
+    argparse.ArgumentParser(
+        prog="test_c_psql.py",
+        description=f"Check the {TABLE} table in the database in use (duplicates, plausible values) and print "
+        "its row count, its columns and its first ten rows.",
+        epilog="exit codes: 0 the table is sound, 1 it is missing, empty or implausible, or the database is away. "
+        + SETTINGS_HELP,
+    ).parse_args(argv)
     quiet_broken_pipe()
     try:
         database = Database(load_settings())
@@ -79,7 +89,7 @@ def main() -> int:
         return fail(exc, 1)
     print(f"{TABLE}: {count} rows in {database.description()}")
     with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("SELECT * FROM {} LIMIT 10").format(sql.Identifier(TABLE)))
+        cursor.execute(sql.SQL("SELECT * FROM {} LIMIT 10").format(sql.Identifier(connection.schema, TABLE)))
         names = [d[0] for d in cursor.description]
         print(" | ".join(names))
         for row in cursor.fetchall():

@@ -183,6 +183,16 @@ def test_help(script, script_env):
     assert "--dataset" in result.stdout and "exit codes" in result.stdout
 
 
+@pytest.mark.parametrize(
+    "script", ["start_scheduler.py", "stop_scheduler.py", "status.py", "db.py", "tests/test_c_psql.py"]
+)
+def test_every_other_script_has_help_with_its_exit_codes(script, script_env, tmp_path):
+    result = run_script(script, "--help", env=script_env)
+    assert result.returncode == 0 and result.stdout.startswith("usage: ")
+    assert "exit codes" in result.stdout
+    assert not (tmp_path / "data").exists(), "--help does nothing else"
+
+
 def test_every_variable_is_documented():
     import re
 
