@@ -59,6 +59,18 @@ class PhaseOutcome(PhaseResult):
 _WRITE_ERRORS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
+def _storage_error(exc):
+    """A StorageError for an OSError on a file of ours (read-only, full, denied), else None.
+
+    Sockets raise OSError too (as do requests' exceptions): one with no file and no disk errno is
+    not a storage problem, and stays "unexpected" with its traceback.
+    """
+    if not isinstance(exc, OSError) or (exc.filename is None and exc.errno not in _WRITE_ERRORS):
+        return None
+    verb = "cannot write" if exc.errno in _WRITE_ERRORS else "cannot read or write"
+    return StorageError(f"{verb} {exc.filename or 'a file of ours'}: {exc.strerror or exc}")
+
+
 class Runner:
     """Holds what every phase needs: settings, the database and the run history."""
 
@@ -76,14 +88,14 @@ class Runner:
                 result = PHASE_RUNNERS[phase](self.settings, dataset, self.database)
             except GhoEtlError as exc:
                 outcome = PhaseOutcome.failed(dataset.name, phase, redact(one_line(exc)), exc.exit_code)
-            except OSError as exc:  # our own folders: read-only, full, denied
-                verb = "cannot write" if exc.errno in _WRITE_ERRORS else "cannot read or write"
-                error = StorageError(f"{verb} {exc.filename or 'a file of ours'}: {exc.strerror or exc}")
-                outcome = PhaseOutcome.failed(dataset.name, phase, redact(one_line(error)), error.exit_code)
-            except Exception as exc:  # an unexpected bug: keep the traceback in the log file
-                log.exception("%s of %s failed unexpectedly", phase, dataset.name)
-                message = f"unexpected {type(exc).__name__}: {exc} (traceback in the log file)"
-                outcome = PhaseOutcome.failed(dataset.name, phase, redact(one_line(message)), 1)
+            except Exception as exc:
+                storage = _storage_error(exc)
+                if storage is not None:
+                    outcome = PhaseOutcome.failed(dataset.name, phase, redact(one_line(storage)), storage.exit_code)
+                else:  # an unexpected bug: keep the traceback in the log file
+                    log.exception("%s of %s failed unexpectedly", phase, dataset.name)
+                    message = f"unexpected {type(exc).__name__}: {exc} (traceback in the log file)"
+                    outcome = PhaseOutcome.failed(dataset.name, phase, redact(one_line(message)), 1)
             else:
                 shared = {f.name: getattr(result, f.name) for f in fields(PhaseResult)}
                 outcome = PhaseOutcome(dataset=dataset.name, phase=phase, ok=True, **shared)

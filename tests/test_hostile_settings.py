@@ -84,3 +84,20 @@ def test_stop_scheduler_refuses_a_timeout_out_of_range(script_env, tmp_path, tim
     result = run_script("stop_scheduler.py", "--timeout", timeout, env=script_env)
     assert result.returncode == 2
     assert "--timeout must be between 0 and 86400 seconds" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("GHO_ALERT_WEBHOOK", "ftp://hooks.example/x", "GHO_ALERT_WEBHOOK must be an http:// or https:// URL"),
+        ("GHO_ALERT_WEBHOOK", "https:///no-host", "GHO_ALERT_WEBHOOK must be an http:// or https:// URL"),
+        ("GHO_ALERT_TIMEOUT", "nan", "GHO_ALERT_TIMEOUT='nan' is not a finite number"),
+        ("GHO_ALERT_TIMEOUT", "0", "GHO_ALERT_TIMEOUT='0' must be between 1 and 120"),
+        ("GHO_ALERT_RECOVERY", "maybe", "GHO_ALERT_RECOVERY='maybe' must be true or false"),
+        ("GHO_HISTORY_DAYS", "0", "GHO_HISTORY_DAYS='0' must be between 1 and 36500"),
+        ("GHO_HISTORY_RUNS", "abc", "GHO_HISTORY_RUNS='abc' is not a whole number"),
+        ("GHO_DB_SCHEMA", "x; DROP SCHEMA public", "GHO_DB_SCHEMA='x; drop schema public' must be a plain identifier"),
+    ],
+)
+def test_a_new_setting_out_of_range(script_env, tmp_path, variable, value, message):
+    _refused(run_script("start_extract.py", env=dict(script_env, **{variable: value})), tmp_path, message)
