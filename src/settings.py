@@ -39,6 +39,15 @@ class Dataset:
     schedule: Schedule = field(default_factory=lambda: parse_schedule(DEFAULT_SCHEDULE))
     mode: str = "merge"
 
+    @property
+    def indicators(self) -> tuple:
+        """Every indicator code the dataset's table holds."""
+        return (self.indicator,)
+
+    def column_for(self, core_column: str) -> Optional[str]:
+        """The table's name for a staging column (`src.contracts.schema`), None when the dataset leaves it out."""
+        return core_column
+
 
 @dataclass(frozen=True)
 class Settings:
