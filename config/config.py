@@ -76,6 +76,10 @@ ALERT_WEBHOOK = _env("GHO_ALERT_WEBHOOK")
 ALERT_RECOVERY = _env("GHO_ALERT_RECOVERY", "true")
 ALERT_TIMEOUT = _env("GHO_ALERT_TIMEOUT", "20")
 
+# Hours the reference tables (indicator names, dimension titles) are kept before a job refreshes them; 0: only
+# by hand (scripts/indicators.py refresh).
+REFERENCE_HOURS = _env("GHO_REFERENCE_HOURS", "24")
+
 # Run history (etl_runs) and ledger (etl_batches) kept: days, and runs per dataset at most.
 HISTORY_DAYS = _env("GHO_HISTORY_DAYS", "90")
 HISTORY_RUNS = _env("GHO_HISTORY_RUNS", "1000")

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Optional
 
-from src import extract, load, transform
+from src import extract, load, reference, transform
 from src.contracts.results import PhaseResult
 from src.errors import GhoEtlError, StorageError
 from src.logs import log_context
@@ -146,4 +146,7 @@ class Runner:
             outcomes.append(outcome)
             if not outcome.ok:
                 break
+        if outcomes and all(o.ok for o in outcomes) and outcomes[-1].phase == PHASES[-1]:
+            with log_context(run_id=run_id, dataset=dataset.name, phase="reference"):
+                reference.refresh_if_due(self.settings, self.database, dataset)
         return outcomes

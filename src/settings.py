@@ -13,6 +13,7 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from src.contracts.ledger import SYSTEM_TABLES
+from src.contracts.reference import LABELED_SUFFIX, REFERENCE_TABLES, labeled_view_name
 from src.errors import ConfigError
 from src.redact import remember, remember_settings
 from src.schedule_spec import WEEKDAYS, Schedule, parse_schedule  # noqa: F401  (part of this module's surface)
@@ -66,6 +67,7 @@ class Settings:
     db_schema: Optional[str] = None
     history_days: int = 90
     history_runs: int = 1000
+    reference_hours: float = 0.0  # load_settings' default is GHO_REFERENCE_HOURS=24; 0 is off
     alert_webhook: Optional[str] = None
     alert_on_recovery: bool = True
     alert_timeout: float = 20.0
@@ -124,9 +126,12 @@ def validate_dataset(name, entry) -> Dataset:
     table = entry.get("table") or name
     if not isinstance(table, str) or not IDENTIFIER.match(table):
         raise _dataset_error(name, "table", f"{table!r} is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*)")
-    if table.lower() in SYSTEM_TABLES or table.lower().startswith(RESERVED_PREFIXES):
+    if table.lower() in SYSTEM_TABLES + REFERENCE_TABLES or table.lower().startswith(RESERVED_PREFIXES):
         raise _dataset_error(
-            name, "table", f"{table!r} is reserved (names starting with pg_, _gho, etl_batches or etl_runs)"
+            name,
+            "table",
+            f"{table!r} is reserved (names starting with pg_, _gho, etl_batches or etl_runs, "
+            f"and the reference tables {', '.join(REFERENCE_TABLES)})",
         )
     try:
         schedule = parse_schedule(entry.get("schedule") or DEFAULT_SCHEDULE)
@@ -157,6 +162,15 @@ def validate_datasets(raw) -> dict:
                 dataset.name, "table", f"{dataset.table!r} is already used by {owners[dataset.table]!r}"
             )
         owners[dataset.table] = dataset.name
+    for dataset in datasets.values():
+        view = labeled_view_name(dataset.table)
+        if view in owners:
+            raise _dataset_error(
+                owners[view],
+                "table",
+                f"{view!r} is the labelled view of {dataset.name!r} (table {dataset.table!r}; every table "
+                f"gets a view named <table>{LABELED_SUFFIX})",
+            )
     return datasets
 
 
@@ -256,6 +270,7 @@ def load_settings() -> Settings:
         alert_webhook=_webhook(cfg.ALERT_WEBHOOK),
         alert_on_recovery=_flag("GHO_ALERT_RECOVERY", cfg.ALERT_RECOVERY),
         alert_timeout=_number("GHO_ALERT_TIMEOUT", cfg.ALERT_TIMEOUT, float, 1, 120),
+        reference_hours=_number("GHO_REFERENCE_HOURS", cfg.REFERENCE_HOURS, float, 0, 8760),
         history_runs=_number("GHO_HISTORY_RUNS", cfg.HISTORY_RUNS, int, 10, 1_000_000),
         max_page_bytes=(
             _number("GHO_MAX_PAGE_BYTES", cfg.GHO_MAX_PAGE_BYTES, int, 65536, 1 << 34)

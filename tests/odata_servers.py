@@ -155,3 +155,19 @@ class RowsInACountOfNothing(_JsonHandler):
     def answer(self, split, params):
         rows = [{"Id": 1}, {"Id": 2}, {"Id": 3}] if params.get("$top") == "0" else []
         return {"@odata.count": 0, "value": rows}
+
+
+class MiscountedCatalogue(_JsonHandler):
+    """A catalogue that counts 10 indicators and sends one."""
+
+    def answer(self, split, params):
+        return {"@odata.count": 10, "value": [{"IndicatorCode": "ONLY", "IndicatorName": "One", "Language": "EN"}]}
+
+
+class CatalogueLinkLoop(_JsonHandler):
+    """A catalogue whose nextLinks go round two pages for ever, without a count."""
+
+    def answer(self, split, params):
+        page = int(params.get("page", 0))
+        row = {"IndicatorCode": f"C{page}", "IndicatorName": "x", "Language": "EN"}
+        return {"value": [row], "@odata.nextLink": f"{split.path}?page={(page + 1) % 2}"}

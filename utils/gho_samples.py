@@ -36,6 +36,8 @@ for _n in (1, 2, 3):
     _EXPORT_HEADER[f"DisaggregatingDimension{_n}ValueCode"] = f"Dim{_n}"
 
 CATALOGUE_FILE = "ellenlodin_Data-mining-project__who_all_indicators.csv"
+DIMENSIONS_FILE = "MM58-crypto_Public-Health-ETL-pipeline__dimensions.json"
+DIMENSION_VALUE_FIELDS = ("Code", "Title", "Dimension", "ParentDimension", "ParentCode", "ParentTitle")
 
 
 def _typed(field, text):
@@ -111,6 +113,27 @@ class SampleLibrary:
             return []
         with open(path, newline="", encoding="utf-8") as handle:
             return [dict(r) for r in csv.DictReader(handle)]
+
+    def dimensions(self) -> list:
+        """The /api/Dimension rows (Code, Title), or [] without the sample."""
+        path = self.directory / DIMENSIONS_FILE
+        return read_sample_json(path) if path.exists() else []
+
+    def dimension_values(self) -> dict:
+        """Dimension code -> its /api/DIMENSION/{code}/DimensionValues rows, from the fullest sample of each."""
+        found = {}
+        if not self.directory.is_dir():
+            return found
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                rows = read_sample_json(path)
+            except (ValueError, KeyError, TypeError):
+                continue
+            if rows and isinstance(rows[0], dict) and set(rows[0]) == set(DIMENSION_VALUE_FIELDS):
+                dimension = rows[0]["Dimension"]
+                if len(rows) > len(found.get(dimension, ())):
+                    found[dimension] = rows
+        return found
 
 
 def generate_rows(indicator: str, count: int, seed: int = 1, vary_every: int = 0) -> list:

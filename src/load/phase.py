@@ -20,6 +20,7 @@ from src.contracts.layout import Layout
 from src.contracts.results import PhaseResult
 from src.db import Database
 from src.load.batch import load_batch
+from src.load.labels import ensure_labeled_view
 from src.load.sql_errors import classify
 from src.locks import phase_lock
 from src.storage import open_store
@@ -55,6 +56,7 @@ def load_dataset(settings, dataset, database, store=None) -> list:
             _prepare_session(connection)
             results = [load_batch(connection, store, dataset, batch_id) for batch_id in batches]
             _prune_history(connection, settings, dataset, store)
+            _label(connection, dataset)
             return results
         except psycopg2.Error as exc:
             raise classify(exc, dataset.name, dataset.table) from None
@@ -67,6 +69,19 @@ def _prune_history(connection, settings, dataset, store):
     with connection.cursor() as cursor:
         ledger.prune_batches(cursor, dataset.name, settings.history_days, staging.batch_ids(store, dataset.name))
     connection.commit()
+
+
+def _label(connection, dataset):
+    """The labelled view, once the data is safe: a failure is a warning, never a failed load."""
+    try:
+        ensure_labeled_view(connection, dataset)
+    except psycopg2.Error as exc:
+        log.warning(
+            "%s: the labelled view was not made: %s",
+            dataset.name,
+            str(exc).strip().splitlines()[0],
+            extra={"dataset": dataset.name},
+        )
 
 
 def _prepare_session(connection):

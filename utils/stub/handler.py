@@ -8,7 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from utils.stub.catalogue import META_RESOURCES, answer_resource
+from utils.stub.catalogue import answer_resource, is_reference
 from utils.stub.control import control_get, control_post
 from utils.stub.fault_answers import FaultedRequest, answer_with_fault
 from utils.stub.faults import recorded_status
@@ -77,7 +77,7 @@ class StubHandler(BaseHTTPRequestHandler):
             self.record(404)
             return self.send_json(404, error_payload("Not found"))
         resource = split.path[len(API_PREFIX) + 1 :].rstrip("/")
-        if resource in META_RESOURCES:
+        if is_reference(resource):
             return self._answer(resource, params, split)
         actions = self.state.actions
         number = actions.next_data_request()
@@ -117,7 +117,7 @@ class StubHandler(BaseHTTPRequestHandler):
 
     def _respond(self, resource, params, split):
         """(status, body, @odata.count or None) of the normal answer."""
-        if resource not in META_RESOURCES:
+        if not is_reference(resource):
             rows = self.state.rows(resource)
             if rows is not None:
                 return DataAnswer(self.state, resource, split, self.origin).answer(rows, params)

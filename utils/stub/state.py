@@ -21,6 +21,15 @@ class StubState(IndicatorRows):
         self.actions = PendingActions(self.lock)
         self.requests = []  # the request log: every request but the control ones
         self.stopping = threading.Event()  # set when the server stops: drip and endless answers end
+        # "Indicator", "Dimension" or "DIMENSION/<code>/DimensionValues" -> rows served instead of the samples'.
+        self.reference = {}
+        self._sample_values = None
+
+    def sample_values(self) -> dict:
+        """Dimension code -> the dimension values saved in the samples (read once)."""
+        if self._sample_values is None:
+            self._sample_values = self.library.dimension_values()
+        return self._sample_values
 
     def reset(self):
         """Faults, the request log, pending actions and the mode, as at start-up (the data stays)."""

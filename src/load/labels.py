@@ -1,0 +1,117 @@
+"""The labelled view of a dataset's table: `<table>_labeled`, names beside the codes, in plain SQL.
+
+Every column of the table, in the table's order, and after each code the names the reference tables
+(`src.contracts.reference`) hold for it: the indicator's name, the location's name and type, its
+parent region's name, each dimension's title and the title of its value. LEFT JOINs on primary keys,
+so the view has exactly the table's rows, with NULL names until the reference is refreshed. Made
+after each load; when the table's columns changed in a way CREATE OR REPLACE cannot follow, the view
+is made anew, unless views of the user's depend on it (then the old one stays, with a warning).
+"""
+
+import logging
+
+import psycopg2
+from psycopg2 import sql
+
+from src.contracts import reference
+from src.reference import store
+
+log = logging.getLogger("gho_etl.load")
+
+# Staging column -> [(alias of the join, column of the joined table, name of the label)] placed after it.
+_LABELS = {
+    "indicator_code": [("ind", "indicator_name", "indicator_name")],
+    "spatial_dim_type": [("loc_type", "title", "location_type")],
+    "spatial_dim": [("loc", "title", "location_name")],
+    "parent_location": [("loc", "parent_title", "parent_region_name")],
+    "dim1_type": [("d1_type", "title", "dim1_type_title")],
+    "dim1": [("d1", "title", "dim1_title")],
+    "dim2_type": [("d2_type", "title", "dim2_type_title")],
+    "dim2": [("d2", "title", "dim2_title")],
+    "dim3_type": [("d3_type", "title", "dim3_type_title")],
+    "dim3": [("d3", "title", "dim3_title")],
+    "data_source_dim_type": [("ds_type", "title", "data_source_dim_type_title")],
+    "data_source_dim": [("ds", "title", "data_source_title")],
+}
+# alias -> (reference table role, [(its column, the staging column it equals)]).
+_JOINS = {
+    "ind": ("indicators", [("indicator_code", "indicator_code")]),
+    "loc_type": ("dimensions", [("code", "spatial_dim_type")]),
+    "loc": ("values", [("dimension", "spatial_dim_type"), ("code", "spatial_dim")]),
+    "d1_type": ("dimensions", [("code", "dim1_type")]),
+    "d1": ("values", [("dimension", "dim1_type"), ("code", "dim1")]),
+    "d2_type": ("dimensions", [("code", "dim2_type")]),
+    "d2": ("values", [("dimension", "dim2_type"), ("code", "dim2")]),
+    "d3_type": ("dimensions", [("code", "dim3_type")]),
+    "d3": ("values", [("dimension", "dim3_type"), ("code", "dim3")]),
+    "ds_type": ("dimensions", [("code", "data_source_dim_type")]),
+    "ds": ("values", [("dimension", "data_source_dim_type"), ("code", "data_source_dim")]),
+}
+
+
+def view_statement(schema, dataset, table_columns) -> sql.Composed:
+    """The SELECT of the labelled view over a table with these columns (in order)."""
+    roles = {dataset.column_for(core): core for core in set(_LABELS) | {c for j in _JOINS.values() for _, c in j[1]}}
+    roles.pop(None, None)
+    available = {roles[c] for c in table_columns if c in roles}
+    joins = [alias for alias, (_, on) in _JOINS.items() if all(core in available for _, core in on)]
+    taken = set(table_columns)
+    items = []
+    for column in table_columns:
+        items.append(sql.SQL("f.{}").format(sql.Identifier(column)))
+        for alias, source, label in _LABELS.get(roles.get(column), []):
+            if alias in joins:
+                name = label if label not in taken else label + "_label"
+                taken.add(name)
+                items.append(
+                    sql.SQL("{}.{} AS {}").format(sql.Identifier(alias), sql.Identifier(source), sql.Identifier(name))
+                )
+    tables = reference.names(schema)
+    join_sql = []
+    for alias in joins:
+        role, on = _JOINS[alias]
+        condition = sql.SQL(" AND ").join(
+            sql.SQL("{}.{} = f.{}").format(
+                sql.Identifier(alias), sql.Identifier(ref), sql.Identifier(dataset.column_for(core))
+            )
+            for ref, core in on
+        )
+        join_sql.append(sql.SQL("LEFT JOIN {} {} ON {}").format(tables[role], sql.Identifier(alias), condition))
+    return sql.SQL("SELECT {} FROM {} f {}").format(
+        sql.SQL(", ").join(items), reference.qualified(schema, dataset.table), sql.SQL(" ").join(join_sql)
+    )
+
+
+def ensure_labeled_view(connection, dataset) -> None:
+    """Make or update `<table>_labeled` (and the reference tables it reads), in its own transaction."""
+    store.ensure(connection)
+    schema = connection.schema
+    view = reference.qualified(schema, reference.labeled_view_name(dataset.table))
+    with connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+            "ORDER BY ordinal_position",
+            [schema, dataset.table],
+        )
+        columns = [name for (name,) in cursor.fetchall()]
+        if not columns:
+            return
+        select = view_statement(schema, dataset, columns)
+        cursor.execute("SAVEPOINT labeled_view")
+        try:
+            cursor.execute(sql.SQL("CREATE OR REPLACE VIEW {} AS {}").format(view, select))
+            return
+        except psycopg2.Error:  # the columns changed in a way a replace cannot follow
+            cursor.execute("ROLLBACK TO SAVEPOINT labeled_view")
+        try:
+            cursor.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
+            cursor.execute(sql.SQL("CREATE VIEW {} AS {}").format(view, select))
+        except psycopg2.Error as exc:
+            cursor.execute("ROLLBACK TO SAVEPOINT labeled_view")
+            log.warning(
+                "%s: the labelled view %s was left as it was: %s",
+                dataset.name,
+                reference.labeled_view_name(dataset.table),
+                str(exc).strip().splitlines()[0],
+                extra={"dataset": dataset.name},
+            )

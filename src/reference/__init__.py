@@ -1,0 +1,90 @@
+"""Reference data kept fresh: the indicator catalogue and the values of every dimension the datasets use.
+
+`refresh` fetches `/api/Indicator`, `/api/Dimension` and, for each dimension in use (those the
+configured datasets' tables hold, and always BASE_DIMENSIONS), its values, then replaces them in the
+reference tables (`src.contracts.reference`) in one transaction. `refresh_if_due` does so after a
+dataset's job when the last refresh is older than GHO_REFERENCE_HOURS or has not yet seen that
+dataset; a failure there is logged and never fails the job, since the data itself is safe.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import psycopg2
+
+from src.contracts import reference
+from src.errors import GhoEtlError
+from src.reference import store
+from src.sources.gho_odata.reference import CATALOGUE_FIELDS, DIMENSION_FIELDS, VALUE_FIELDS, ReferenceClient
+
+log = logging.getLogger("gho_etl.reference")
+
+# Looked up whatever the tables hold: the location types GHO uses most, and the parents of countries.
+BASE_DIMENSIONS = ("COUNTRY", "REGION", "GLOBAL", "WORLDBANKINCOMEGROUP", "SEX")
+
+
+@dataclass
+class RefreshResult:
+    indicators: int = 0
+    dimensions: int = 0
+    values: dict = field(default_factory=dict)  # dimension -> values stored
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        values = ", ".join(f"{code} {n}" for code, n in sorted(self.values.items()))
+        return (
+            f"reference: {self.indicators} indicators, {self.dimensions} dimensions, "
+            f"values of {len(self.values)} ({values}), {self.seconds:.1f}s"
+        )
+
+
+def refresh(settings, database, client=None) -> RefreshResult:
+    """Fetch the catalogue and the dimension values in use, and store them in one transaction."""
+    started = time.monotonic()
+    datasets = list(settings.datasets.values())
+    connection = database.connect()
+    own_client = client is None
+    client = client or ReferenceClient(settings)
+    try:
+        used = store.dimensions_in_use(connection, datasets)
+        catalogue = client.rows(reference.CATALOGUE, CATALOGUE_FIELDS, "IndicatorCode", must_have_rows=True)
+        dimensions = client.rows(reference.DIMENSION_LIST, DIMENSION_FIELDS, "Code", must_have_rows=True)
+        known = {row["Code"] for row in dimensions}
+        wanted = sorted(code for code in set(BASE_DIMENSIONS) | set().union(*used.values()) if code in known)
+        values = {code: client.rows(reference.values_resource(code), VALUE_FIELDS, "Code") for code in wanted}
+        store.replace(connection, catalogue, dimensions, values, used)
+    finally:
+        connection.close()
+        if own_client:
+            client.close()
+    result = RefreshResult(len(catalogue), len(dimensions), {code: len(rows) for code, rows in values.items()})
+    result.seconds = time.monotonic() - started
+    log.info(result.summary(), extra={"indicators": result.indicators, "duration_s": round(result.seconds, 3)})
+    return result
+
+
+def is_due(settings, database, dataset) -> bool:
+    """Whether the reference is older than GHO_REFERENCE_HOURS, or has never looked at this dataset."""
+    if settings.reference_hours <= 0:
+        return False
+    connection = database.connect()
+    try:
+        return store.is_due(connection, dataset.name, settings.reference_hours)
+    finally:
+        connection.close()
+
+
+def refresh_if_due(settings, database, dataset):
+    """`refresh` when due, after a job of `dataset`; the RefreshResult, or None. Never raises for the API or DB."""
+    try:
+        if not is_due(settings, database, dataset):
+            return None
+        return refresh(settings, database)
+    except (GhoEtlError, psycopg2.Error) as exc:
+        log.warning(
+            "reference not refreshed (the labelled views keep the last names; run scripts/indicators.py refresh): %s",
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+            extra={"dataset": dataset.name},
+        )
+        return None

@@ -1,0 +1,120 @@
+"""The reference tables' reads and writes for a refresh (their names and DDL: `src.contracts.reference`)."""
+
+from psycopg2 import sql
+from psycopg2.extras import execute_values
+
+from src.contracts import ledger, reference
+
+# The staging columns that name a dimension; their values are dimension codes.
+TYPE_COLUMNS = ("spatial_dim_type", "dim1_type", "dim2_type", "dim3_type", "data_source_dim_type")
+
+
+def table_exists(cursor, schema, table) -> bool:
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [reference.qualified(schema, table).as_string(cursor)])
+    return cursor.fetchone()[0]
+
+
+def dimensions_in_use(connection, datasets) -> dict:
+    """Dataset name -> the dimension codes its table holds (an empty set when it has no table yet)."""
+    used = {}
+    with connection, connection.cursor() as cursor:
+        for dataset in datasets:
+            columns = [dataset.column_for(column) for column in TYPE_COLUMNS]
+            columns = [column for column in columns if column]
+            used[dataset.name] = set()
+            if not columns or not table_exists(cursor, connection.schema, dataset.table):
+                continue
+            present = _columns_of(cursor, connection.schema, dataset.table)
+            types = sql.SQL(", ").join(sql.Identifier(c) for c in columns if c in present)
+            if types.seq:
+                cursor.execute(
+                    sql.SQL("SELECT DISTINCT unnest(ARRAY[{}]) FROM {}").format(
+                        types, reference.qualified(connection.schema, dataset.table)
+                    )
+                )
+                used[dataset.name] = {code for (code,) in cursor.fetchall() if code}
+    return used
+
+
+def _columns_of(cursor, schema, table) -> set:
+    cursor.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+        [schema, table],
+    )
+    return {name for (name,) in cursor.fetchall()}
+
+
+def ensure(connection) -> None:
+    """The reference tables, made when missing, in their own transaction."""
+    with connection, connection.cursor() as cursor:
+        ledger.take_lock(cursor, "ddl")
+        reference.ensure_tables(cursor, connection.schema)
+
+
+def is_due(connection, dataset_name, hours) -> bool:
+    with connection, connection.cursor() as cursor:
+        if not reference.tables_exist(cursor, connection.schema):
+            return True
+        state = reference.refreshed(cursor, connection.schema)
+    if reference.CATALOGUE not in state or reference.DATASET_PREFIX + dataset_name not in state:
+        return True
+    with connection, connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL(
+                "SELECT min(refreshed_at) < now() - make_interval(hours => %s) FROM {} WHERE resource NOT LIKE %s"
+            ).format(reference.names(connection.schema)["state"]),
+            [int(hours), reference.DATASET_PREFIX + "%"],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def replace(connection, catalogue, dimensions, values, used) -> None:
+    """Replace the catalogue, the dimension list and each fetched dimension's values, all or nothing."""
+    ensure(connection)
+    tables = reference.names(connection.schema)
+    with connection, connection.cursor() as cursor:
+        ledger.take_lock(cursor, "reference")
+        indicators = _unique(catalogue, lambda r: r["IndicatorCode"], prefer=lambda r: r["Language"] == "EN")
+        cursor.execute(sql.SQL("DELETE FROM {}").format(tables["indicators"]))
+        _insert(cursor, tables["indicators"], ("indicator_code", "indicator_name", "language"), indicators)
+        cursor.execute(sql.SQL("DELETE FROM {}").format(tables["dimensions"]))
+        _insert(cursor, tables["dimensions"], ("code", "title"), _unique(dimensions, lambda r: r["Code"]))
+        cursor.execute(sql.SQL("DELETE FROM {} WHERE dimension = ANY(%s)").format(tables["values"]), [list(values)])
+        columns = ("dimension", "code", "title", "parent_dimension", "parent_code", "parent_title")
+        for code, rows in values.items():
+            rows = [{**row, "Dimension": code} for row in _unique(rows, lambda r: r["Code"])]
+            _insert(cursor, tables["values"], columns, rows)
+        state = [(reference.CATALOGUE, len(indicators), None), (reference.DIMENSION_LIST, len(dimensions), None)]
+        state += [(reference.values_resource(code), len(rows), None) for code, rows in values.items()]
+        state += [
+            (reference.DATASET_PREFIX + name, len(codes), ",".join(sorted(codes))) for name, codes in used.items()
+        ]
+        execute_values(
+            cursor,
+            sql.SQL(
+                "INSERT INTO {} (resource, rows, detail) VALUES %s ON CONFLICT (resource) DO UPDATE "
+                "SET rows = EXCLUDED.rows, detail = EXCLUDED.detail, refreshed_at = now()"
+            )
+            .format(tables["state"])
+            .as_string(cursor),
+            state,
+        )
+
+
+def _unique(rows, key, prefer=lambda row: True) -> list:
+    """One row per key: the first preferred one, else the first."""
+    chosen = {}
+    for row in rows:
+        k = key(row)
+        if k not in chosen or (prefer(row) and not prefer(chosen[k])):
+            chosen[k] = row
+    return list(chosen.values())
+
+
+def _insert(cursor, table, columns, rows) -> None:
+    if not rows:
+        return
+    fields = {"indicator_code": "IndicatorCode", "indicator_name": "IndicatorName", "language": "Language"}
+    fields.update({c: "".join(part.capitalize() for part in c.split("_")) for c in columns if c not in fields})
+    statement = sql.SQL("INSERT INTO {} ({}) VALUES %s").format(table, sql.SQL(", ").join(map(sql.Identifier, columns)))
+    execute_values(cursor, statement.as_string(cursor), [tuple(row[fields[c]] for c in columns) for row in rows])

@@ -1,0 +1,153 @@
+"""Reference tables and labelled views: names as GHO publishes them, beside the codes, kept fresh.
+
+Through the stand-in serving the real catalogue and dimension samples (../shared/gho_samples) and a
+real PostgreSQL.
+"""
+
+import csv
+import html
+import logging
+
+import pytest
+
+from src import reference
+from src.db import Database
+from src.errors import ExtractError, SourceUnavailable
+from tests.helpers import requires_samples, sample
+from tests.odata_servers import CatalogueLinkLoop, MiscountedCatalogue, http_server
+from tests.pipeline_checks import run_pipeline, scalar
+
+pytestmark = requires_samples
+DATASETS = {"life_expectancy_at_birth": {"indicator": "WHOSIS_000001"}}
+
+
+def _reference_requests(stub):
+    return [r["path"] for r in stub.state.request_log() if "Indicator" in r["path"] or "Dimension" in r["path"]]
+
+
+def test_the_catalogue_and_dimension_values_are_stored_as_published(make_settings, database_url, stub):
+    settings = make_settings(DATASETS, reference_hours=24)
+    reference.refresh(settings, Database(settings))
+    with open(sample("ellenlodin_Data-mining-project__who_all_indicators.csv"), encoding="utf-8") as handle:
+        published = {row["IndicatorCode"]: row["IndicatorName"] for row in csv.DictReader(handle)}
+    assert scalar(database_url, "SELECT count(*) FROM gho_indicators") == len(published) == 3038
+    encoded = next(code for code, name in published.items() if "&amp;" in name)
+    stored = scalar(database_url, "SELECT indicator_name FROM gho_indicators WHERE indicator_code = %s", [encoded])
+    assert stored == html.unescape(published[encoded]) and "&amp;" not in stored and "&" in stored
+    assert scalar(database_url, "SELECT indicator_name FROM gho_indicators WHERE indicator_code = 'WHOSIS_000001'") == (
+        "Life expectancy at birth (years)"
+    )
+    value = "SELECT {} FROM gho_dimension_values WHERE dimension = %s AND code = %s"
+    assert scalar(database_url, value.format("title"), ["COUNTRY", "TUR"]) == "Türkiye"
+    assert scalar(database_url, value.format("title"), ["COUNTRY", "CUW"]) == "Curaçao"
+    assert scalar(database_url, value.format("parent_title"), ["COUNTRY", "IDN"]) is not None
+    assert scalar(database_url, value.format("title"), ["WORLDBANKINCOMEGROUP", "NA"]) == "NA"  # a code, not null
+    assert scalar(database_url, value.format("title"), ["SEX", "SEX_BTSX"]) == "Both sexes"
+    assert scalar(database_url, "SELECT count(*) FROM gho_dimension_values WHERE dimension = 'COUNTRY'") == 234
+    assert scalar(database_url, "SELECT title FROM gho_dimensions WHERE code = 'REGION'") == "WHO regions"
+
+
+def test_the_labeled_view_names_countries_sexes_and_the_indicator(make_settings, database_url):
+    settings = make_settings(DATASETS, reference_hours=24)
+    outcomes = run_pipeline(settings)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    assert scalar(database_url, "SELECT count(*) FROM life_expectancy_at_birth_labeled") == 12936
+    row = "SELECT {} FROM life_expectancy_at_birth_labeled WHERE spatial_dim = %s LIMIT 1"
+    assert scalar(database_url, row.format("location_name"), ["DEU"]) == "Germany"
+    assert scalar(database_url, row.format("location_name"), ["TUR"]) == "Türkiye"
+    assert scalar(database_url, row.format("location_type"), ["DEU"]) == "Country"
+    assert scalar(database_url, row.format("parent_region_name"), ["DEU"]) == "Europe"
+    assert scalar(database_url, row.format("indicator_name"), ["DEU"]) == "Life expectancy at birth (years)"
+    both = "SELECT DISTINCT dim1_title FROM life_expectancy_at_birth_labeled WHERE dim1 = 'SEX_BTSX'"
+    assert scalar(database_url, both) == "Both sexes"
+    by_name = "SELECT count(*) FROM life_expectancy_at_birth_labeled WHERE location_name ILIKE '%germany%'"
+    assert scalar(database_url, by_name) == 66  # 22 years x 3 sexes
+    countries = (
+        "SELECT count(DISTINCT spatial_dim) FROM life_expectancy_at_birth_labeled WHERE location_type = 'Country'"
+    )
+    assert scalar(database_url, countries) == 185
+
+
+def test_the_reference_is_refreshed_when_due_and_not_before(make_settings, stub):
+    settings = make_settings(DATASETS, reference_hours=24)
+    run_pipeline(settings)
+    first = _reference_requests(stub)
+    assert "/api/Indicator" in first and "/api/DIMENSION/SEX/DimensionValues" in first
+    stub.state.reset()
+    run_pipeline(settings)
+    assert _reference_requests(stub) == []  # fresh: a second job asks nothing
+    wider = make_settings({**DATASETS, "life_expectancy_at_60": {"indicator": "WHOSIS_000015"}}, reference_hours=24)
+    stub.state.reset()
+    run_pipeline(wider)
+    assert "/api/Indicator" in _reference_requests(stub)  # a dataset the reference has not seen yet
+    stub.state.reset()
+    run_pipeline(make_settings(DATASETS, reference_hours=0))
+    assert _reference_requests(stub) == []
+
+
+def test_a_failing_reference_keeps_the_last_names_and_never_fails_the_job(make_settings, database_url, stub, caplog):
+    settings = make_settings(DATASETS, reference_hours=24)
+    run_pipeline(settings)
+    with Database(settings).connect() as connection, connection.cursor() as cursor:
+        cursor.execute("UPDATE gho_reference SET refreshed_at = now() - interval '2 days'")
+    stub.state.reference["Indicator"] = []  # GHO's transient empty answer, every time
+    with caplog.at_level(logging.WARNING, logger="gho_etl.reference"):
+        outcomes = run_pipeline(settings)
+    assert all(o.ok for o in outcomes)
+    assert any("reference not refreshed" in r.getMessage() for r in caplog.records)
+    assert scalar(database_url, "SELECT count(*) FROM gho_indicators") == 3038
+    row = "SELECT location_name FROM life_expectancy_at_birth_labeled WHERE spatial_dim = 'DEU' LIMIT 1"
+    assert scalar(database_url, row) == "Germany"
+
+
+@pytest.mark.parametrize(
+    "handler, problem",
+    [
+        (MiscountedCatalogue, "1 rows received, the API counts 10"),
+        (CatalogueLinkLoop, "leads back to a page it already sent"),
+    ],
+)
+def test_a_reference_answer_that_cannot_be_trusted_changes_nothing(make_settings, database_url, handler, problem):
+    settings = make_settings(DATASETS, reference_hours=24)
+    reference.refresh(settings, Database(settings))
+    with http_server(handler) as url:
+        hostile = make_settings(DATASETS, reference_hours=24, api_base_url=url)
+        with pytest.raises(ExtractError, match=problem):
+            reference.refresh(hostile, Database(hostile))
+    assert scalar(database_url, "SELECT count(*) FROM gho_indicators") == 3038
+
+
+def test_an_empty_dimension_list_is_retried_then_refused(make_settings, database_url, stub):
+    settings = make_settings(DATASETS, reference_hours=24)
+    reference.refresh(settings, Database(settings))
+    stub.state.reference["Dimension"] = []
+    with pytest.raises(SourceUnavailable, match="no rows"):
+        reference.refresh(settings, Database(settings))
+    assert scalar(database_url, "SELECT count(*) FROM gho_dimensions") == 202
+    assert sum(r["path"] == "/api/Dimension" for r in stub.state.request_log()) == 1 + settings.max_attempts
+
+
+def test_codes_from_the_data_never_reach_the_url_unless_the_api_lists_them(make_settings, stub):
+    rows = stub.state.library.rows("WHOSIS_000001")[:20]
+    hostile = [dict(row, Dim1Type="../../Indicator?x=", Id=row["Id"]) for row in rows]
+    stub.set_rows("WHOSIS_000001", hostile)
+    settings = make_settings(DATASETS, reference_hours=24)
+    assert all(o.ok for o in run_pipeline(settings))
+    paths = _reference_requests(stub)
+    assert paths and all(p.startswith("/api/DIMENSION/") or p in ("/api/Indicator", "/api/Dimension") for p in paths)
+    assert not any(".." in p for p in paths)
+
+
+@pytest.mark.parametrize(
+    "raw, problem",
+    [
+        ({"a": {"indicator": "X", "table": "gho_indicators"}}, "is reserved"),
+        ({"a": {"indicator": "X"}, "b": {"indicator": "Y", "table": "a_labeled"}}, "is the labelled view of 'a'"),
+    ],
+)
+def test_tables_named_like_the_reference_or_a_labelled_view_are_refused(raw, problem):
+    from src.errors import ConfigError
+    from src.settings import validate_datasets
+
+    with pytest.raises(ConfigError, match=problem):
+        validate_datasets(raw)
