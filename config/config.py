@@ -117,7 +117,7 @@ DATASET_CONFIG_MAX_BYTES = 4 * 1024 * 1024
 DATASET_CONFIG_ERROR = None
 
 
-def _read_dataset_file(path):
+def read_dataset_file(path):
     """The file's JSON; ValueError with the reason. Opened without blocking, so a FIFO cannot hang us."""
     handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
@@ -139,6 +139,18 @@ if DATASET_CONFIG_FILE:
     # A broken file must not crash on import: the error is reported by the
     # start-up validation with one clear line.
     try:
-        DATASET_CONFIG = _read_dataset_file(DATASET_CONFIG_FILE)
+        DATASET_CONFIG = read_dataset_file(DATASET_CONFIG_FILE)
     except (OSError, ValueError) as exc:
         DATASET_CONFIG_ERROR = f"DATASET_CONFIG_FILE {DATASET_CONFIG_FILE}: {exc}"
+
+# Datasets added to the ones above (never replacing them), as scripts/indicators.py writes them: a
+# new name is a whole entry; the name of a dataset above changes only the keys given ({"enabled": false}).
+# Missing: none (indicators.py add makes it); os.devnull: none.
+DATASETS_FILE = Path(_env("GHO_DATASETS_FILE", str(PROJECT_ROOT / "config" / "datasets.json"))).expanduser()
+DATASETS_FILE_ENTRIES = {}
+DATASETS_FILE_ERROR = None
+if str(DATASETS_FILE) != os.devnull and os.path.lexists(DATASETS_FILE):
+    try:
+        DATASETS_FILE_ENTRIES = read_dataset_file(DATASETS_FILE)
+    except (OSError, ValueError) as exc:
+        DATASETS_FILE_ERROR = f"GHO_DATASETS_FILE {DATASETS_FILE}: {exc}"

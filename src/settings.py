@@ -13,6 +13,7 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from src.contracts.ledger import SYSTEM_TABLES
+from src.datasets_file import merge_datasets
 from src.contracts.reference import LABELED_SUFFIX, REFERENCE_TABLES, labeled_view_name
 from src.errors import ConfigError
 from src.redact import remember, remember_settings
@@ -174,6 +175,18 @@ def validate_datasets(raw) -> dict:
     return datasets
 
 
+def _validated_datasets(cfg) -> dict:
+    if cfg.DATASETS_FILE_ERROR:
+        raise ConfigError(cfg.DATASETS_FILE_ERROR)
+    source = f"GHO_DATASETS_FILE {cfg.DATASETS_FILE}"
+    try:
+        return validate_datasets(merge_datasets(cfg.DATASET_CONFIG, cfg.DATASETS_FILE_ENTRIES, source))
+    except ConfigError as exc:
+        if cfg.DATASETS_FILE_ENTRIES and not str(exc).startswith(source):
+            raise ConfigError(f"{exc} (the datasets come from config.py and {cfg.DATASETS_FILE})") from None
+        raise
+
+
 def _number(variable, text, kind, minimum, maximum=None):
     try:
         value = kind(text)
@@ -250,7 +263,7 @@ def load_settings() -> Settings:
         raise ConfigError(f"GHO_LOG_LEVEL={cfg.LOG_LEVEL!r} must be DEBUG, INFO, WARNING or ERROR")
     return Settings(
         api_base_url=cfg.GHO_API_BASE_URL,
-        datasets=validate_datasets(cfg.DATASET_CONFIG),
+        datasets=_validated_datasets(cfg),
         data_dir=Path(cfg.DATA_DIR).resolve(),
         log_dir=Path(cfg.LOG_DIR).resolve(),
         page_size=_number("GHO_PAGE_SIZE", cfg.GHO_PAGE_SIZE, int, 1, 1_000_000),

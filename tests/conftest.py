@@ -109,6 +109,7 @@ def script_env(tmp_path, stub, database_url):
         GHO_DATA_DIR=str(tmp_path / "data"),
         GHO_LOG_DIR=str(tmp_path / "logs"),
         GHO_ENV_FILE=os.devnull,
+        GHO_DATASETS_FILE=str(tmp_path / "added_datasets.json"),  # none until a test (or indicators.py add) writes it
         GHO_BACKOFF_BASE="0.01",
         GHO_BACKOFF_MAX="0.05",
         GHO_HTTP_TIMEOUT="5",

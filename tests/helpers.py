@@ -36,6 +36,7 @@ FOREIGN_ENV = (
     "GHO_DATA_DIR",
     "GHO_LOG_DIR",
     "GHO_ENV_FILE",
+    "GHO_DATASETS_FILE",
 )
 
 

@@ -68,7 +68,7 @@ def test_the_labeled_view_names_countries_sexes_and_the_indicator(make_settings,
     assert scalar(database_url, countries) == 185
 
 
-def test_the_reference_is_refreshed_when_due_and_not_before(make_settings, stub):
+def test_the_reference_is_refreshed_when_due_and_not_before(make_settings, database_url, stub):
     settings = make_settings(DATASETS, reference_hours=24)
     run_pipeline(settings)
     first = _reference_requests(stub)
@@ -76,13 +76,22 @@ def test_the_reference_is_refreshed_when_due_and_not_before(make_settings, stub)
     stub.state.reset()
     run_pipeline(settings)
     assert _reference_requests(stub) == []  # fresh: a second job asks nothing
-    wider = make_settings({**DATASETS, "life_expectancy_at_60": {"indicator": "WHOSIS_000015"}}, reference_hours=24)
+    water = {**DATASETS, "water": {"indicator": "WSH_WATER_BASIC"}}
     stub.state.reset()
-    run_pipeline(wider)
-    assert "/api/Indicator" in _reference_requests(stub)  # a dataset the reference has not seen yet
+    run_pipeline(make_settings(water, reference_hours=24))
+    # A dataset new to the reference: only the values of the one dimension it brings.
+    assert _reference_requests(stub) == ["/api/DIMENSION/RESIDENCEAREATYPE/DimensionValues"]
+    assert scalar(database_url, "SELECT detail FROM gho_reference WHERE resource = 'dataset:water'") == (
+        "COUNTRY,GLOBAL,REGION,RESIDENCEAREATYPE"
+    )
+    scalar(database_url, "UPDATE gho_reference SET refreshed_at = now() - interval '25 hours' RETURNING 1")
     stub.state.reset()
-    run_pipeline(make_settings(DATASETS, reference_hours=0))
-    assert _reference_requests(stub) == []
+    run_pipeline(make_settings(water, reference_hours=24))
+    assert "/api/Indicator" in _reference_requests(stub)  # older than GHO_REFERENCE_HOURS: all of it again
+    scalar(database_url, "UPDATE gho_reference SET refreshed_at = now() - interval '25 hours' RETURNING 1")
+    stub.state.reset()
+    run_pipeline(make_settings(water, reference_hours=0))
+    assert _reference_requests(stub) == []  # 0: by hand only
 
 
 def test_a_failing_reference_keeps_the_last_names_and_never_fails_the_job(make_settings, database_url, stub, caplog):

@@ -64,23 +64,50 @@ def refresh(settings, database, client=None) -> RefreshResult:
     return result
 
 
-def is_due(settings, database, dataset) -> bool:
-    """Whether the reference is older than GHO_REFERENCE_HOURS, or has never looked at this dataset."""
-    if settings.reference_hours <= 0:
-        return False
+def add_dataset(settings, database, dataset, client=None) -> RefreshResult:
+    """Fetch the values of the dimensions only this dataset's table brings (often none: no request)."""
+    started = time.monotonic()
     connection = database.connect()
+    own_client = client is None
+    values = {}
     try:
-        return store.is_due(connection, dataset.name, settings.reference_hours)
+        used = store.dimensions_in_use(connection, [dataset])
+        if not used:
+            return RefreshResult()  # no table yet: nothing to look up
+        known, fetched = store.stored_dimensions(connection)
+        wanted = sorted(used[dataset.name] & known - fetched)
+        client = client or ReferenceClient(settings)
+        values = {code: client.rows(reference.values_resource(code), VALUE_FIELDS, "Code") for code in wanted}
+        store.add_values(connection, values, used)
     finally:
         connection.close()
+        if own_client and client is not None:
+            client.close()
+    result = RefreshResult(values={code: len(rows) for code, rows in values.items()})
+    result.seconds = time.monotonic() - started
+    if values:
+        log.info(
+            "reference: values of %s added for %s", ", ".join(values), dataset.name, extra={"dataset": dataset.name}
+        )
+    return result
 
 
 def refresh_if_due(settings, database, dataset):
-    """`refresh` when due, after a job of `dataset`; the RefreshResult, or None. Never raises for the API or DB."""
+    """After a job of `dataset`: `refresh` when the reference is older than GHO_REFERENCE_HOURS, `add_dataset`
+    when it has not seen this dataset; the RefreshResult, or None. Never raises for the API or the database."""
+    if settings.reference_hours <= 0:
+        return None
     try:
-        if not is_due(settings, database, dataset):
-            return None
-        return refresh(settings, database)
+        connection = database.connect()
+        try:
+            due = store.due(connection, dataset.name, settings.reference_hours)
+        finally:
+            connection.close()
+        if due == "full":
+            return refresh(settings, database)
+        if due == "dataset":
+            return add_dataset(settings, database, dataset)
+        return None
     except (GhoEtlError, psycopg2.Error) as exc:
         log.warning(
             "reference not refreshed (the labelled views keep the last names; run scripts/indicators.py refresh): %s",

@@ -15,14 +15,16 @@ def table_exists(cursor, schema, table) -> bool:
 
 
 def dimensions_in_use(connection, datasets) -> dict:
-    """Dataset name -> the dimension codes its table holds (an empty set when it has no table yet)."""
+    """Dataset name -> the dimension codes its table holds, for the datasets that have a table."""
     used = {}
     with connection, connection.cursor() as cursor:
         for dataset in datasets:
             columns = [dataset.column_for(column) for column in TYPE_COLUMNS]
             columns = [column for column in columns if column]
+            if not table_exists(cursor, connection.schema, dataset.table):
+                continue
             used[dataset.name] = set()
-            if not columns or not table_exists(cursor, connection.schema, dataset.table):
+            if not columns:
                 continue
             present = _columns_of(cursor, connection.schema, dataset.table)
             types = sql.SQL(", ").join(sql.Identifier(c) for c in columns if c in present)
@@ -51,21 +53,34 @@ def ensure(connection) -> None:
         reference.ensure_tables(cursor, connection.schema)
 
 
-def is_due(connection, dataset_name, hours) -> bool:
+def due(connection, dataset_name, hours):
+    """ "full" when the reference is missing or older than `hours`, "dataset" when it has not seen the
+    dataset's dimensions yet, else None."""
     with connection, connection.cursor() as cursor:
         if not reference.tables_exist(cursor, connection.schema):
-            return True
+            return "full"
         state = reference.refreshed(cursor, connection.schema)
-    if reference.CATALOGUE not in state or reference.DATASET_PREFIX + dataset_name not in state:
-        return True
-    with connection, connection.cursor() as cursor:
+        if reference.CATALOGUE not in state:
+            return "full"
         cursor.execute(
             sql.SQL(
-                "SELECT min(refreshed_at) < now() - make_interval(hours => %s) FROM {} WHERE resource NOT LIKE %s"
+                "SELECT min(refreshed_at) < now() - make_interval(secs => %s) FROM {} WHERE resource NOT LIKE %s"
             ).format(reference.names(connection.schema)["state"]),
-            [int(hours), reference.DATASET_PREFIX + "%"],
+            [float(hours) * 3600, reference.DATASET_PREFIX + "%"],
         )
-        return bool(cursor.fetchone()[0])
+        if cursor.fetchone()[0]:
+            return "full"
+    return "dataset" if reference.DATASET_PREFIX + dataset_name not in state else None
+
+
+def stored_dimensions(connection) -> tuple:
+    """(codes of the dimension list, codes whose values were fetched), as the last refreshes left them."""
+    with connection, connection.cursor() as cursor:
+        cursor.execute(sql.SQL("SELECT code FROM {}").format(reference.names(connection.schema)["dimensions"]))
+        known = {code for (code,) in cursor.fetchall()}
+        state = reference.refreshed(cursor, connection.schema)
+    fetched = {resource.split("/")[1] for resource in state if resource.startswith("DIMENSION/")}
+    return known, fetched
 
 
 def replace(connection, catalogue, dimensions, values, used) -> None:
@@ -79,26 +94,38 @@ def replace(connection, catalogue, dimensions, values, used) -> None:
         _insert(cursor, tables["indicators"], ("indicator_code", "indicator_name", "language"), indicators)
         cursor.execute(sql.SQL("DELETE FROM {}").format(tables["dimensions"]))
         _insert(cursor, tables["dimensions"], ("code", "title"), _unique(dimensions, lambda r: r["Code"]))
-        cursor.execute(sql.SQL("DELETE FROM {} WHERE dimension = ANY(%s)").format(tables["values"]), [list(values)])
-        columns = ("dimension", "code", "title", "parent_dimension", "parent_code", "parent_title")
-        for code, rows in values.items():
-            rows = [{**row, "Dimension": code} for row in _unique(rows, lambda r: r["Code"])]
-            _insert(cursor, tables["values"], columns, rows)
         state = [(reference.CATALOGUE, len(indicators), None), (reference.DIMENSION_LIST, len(dimensions), None)]
-        state += [(reference.values_resource(code), len(rows), None) for code, rows in values.items()]
-        state += [
-            (reference.DATASET_PREFIX + name, len(codes), ",".join(sorted(codes))) for name, codes in used.items()
-        ]
-        execute_values(
-            cursor,
-            sql.SQL(
-                "INSERT INTO {} (resource, rows, detail) VALUES %s ON CONFLICT (resource) DO UPDATE "
-                "SET rows = EXCLUDED.rows, detail = EXCLUDED.detail, refreshed_at = now()"
-            )
-            .format(tables["state"])
-            .as_string(cursor),
-            state,
+        _store_values(cursor, tables, values, used, state)
+
+
+def add_values(connection, values, used) -> None:
+    """Add the values of dimensions new to the reference, and the datasets that use them."""
+    ensure(connection)
+    with connection, connection.cursor() as cursor:
+        ledger.take_lock(cursor, "reference")
+        _store_values(cursor, reference.names(connection.schema), values, used, [])
+
+
+def _store_values(cursor, tables, values, used, state) -> None:
+    cursor.execute(sql.SQL("DELETE FROM {} WHERE dimension = ANY(%s)").format(tables["values"]), [list(values)])
+    columns = ("dimension", "code", "title", "parent_dimension", "parent_code", "parent_title")
+    for code, rows in values.items():
+        rows = [{**row, "Dimension": code} for row in _unique(rows, lambda r: r["Code"])]
+        _insert(cursor, tables["values"], columns, rows)
+    state = state + [(reference.values_resource(code), len(rows), None) for code, rows in values.items()]
+    state += [(reference.DATASET_PREFIX + name, len(codes), ",".join(sorted(codes))) for name, codes in used.items()]
+    if not state:
+        return
+    execute_values(
+        cursor,
+        sql.SQL(
+            "INSERT INTO {} (resource, rows, detail) VALUES %s ON CONFLICT (resource) DO UPDATE "
+            "SET rows = EXCLUDED.rows, detail = EXCLUDED.detail, refreshed_at = now()"
         )
+        .format(tables["state"])
+        .as_string(cursor),
+        state,
+    )
 
 
 def _unique(rows, key, prefer=lambda row: True) -> list:
