@@ -23,3 +23,4 @@ def test_make_demo_runs_every_enabled_dataset_and_says_where_the_data_is(script_
     assert "\nload life_expectancy_at_birth: " in result.stdout
     assert "The data is in postgresql://" in result.stdout and "life_expectancy_at_birth" in result.stdout
     assert "scripts/db.py psql -c" in result.stdout
+    assert "life_expectancy_at_birth_labeled WHERE location_name ILIKE" in result.stdout

@@ -57,6 +57,7 @@ def _start_stub(environment):
 
 
 def _say_where(environment) -> None:
+    from src.contracts.reference import labeled_view_name
     from src.db import Database
     from src.settings import load_settings
 
@@ -68,6 +69,11 @@ def _say_where(environment) -> None:
     print(f"\nThe data is in {database.description()}, table(s): {', '.join(tables)}.")
     print("Query it:")
     print(f"  {python} scripts/db.py psql -c 'SELECT spatial_dim, time_dim, numeric_value FROM {tables[0]} LIMIT 5'")
+    print(
+        f'  {python} scripts/db.py psql -c "SELECT location_name, time_dim, dim1_title, numeric_value '
+        f"FROM {labeled_view_name(tables[0])} WHERE location_name ILIKE '%germany%' ORDER BY time_dim DESC LIMIT 5\""
+    )
+    print(f"  {python} scripts/indicators.py search water   (then: indicators.py add CODE, to load another)")
     print(f'  {python} scripts/db.py start   (keeps it up; then: psql "$({python} scripts/db.py uri)")')
     print("More in README.md, section 'Query the data'.")
 
