@@ -114,5 +114,7 @@ def script_env(tmp_path, stub, database_url):
         GHO_BACKOFF_MAX="0.05",
         GHO_HTTP_TIMEOUT="5",
         GHO_PAGE_SIZE="5000",
+        # Off, so a test's request log holds only the requests it is about; the reference tests turn it on.
+        GHO_REFERENCE_HOURS="0",
     )
     return env

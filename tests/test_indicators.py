@@ -22,6 +22,7 @@ def _added(env) -> dict:
 
 
 def test_search_finds_by_word_in_the_api_then_in_the_loaded_catalogue(script_env):
+    script_env = dict(script_env, GHO_REFERENCE_HOURS="24")
     found = run_script("indicators.py", "search", "drinking", "WATER", env=script_env, check=0)
     assert "WSH_WATER_BASIC" in found.stdout and "at least basic drinking-water services" in found.stdout
     assert "in the API's catalogue" in found.stdout
@@ -44,6 +45,7 @@ def test_show_names_the_dimensions_and_the_rows_at_who(script_env):
 
 
 def test_add_then_once_loads_it_beside_the_built_in_datasets(script_env, database_url):
+    script_env = dict(script_env, GHO_REFERENCE_HOURS="24")
     added = run_script("indicators.py", "add", "WSH_WATER_BASIC", env=script_env, check=0)
     assert "added dataset wsh_water_basic" in added.stdout
     assert _added(script_env) == {"wsh_water_basic": {"indicator": "WSH_WATER_BASIC", "enabled": True}}

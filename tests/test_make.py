@@ -14,6 +14,7 @@ from tests.helpers import PROJECT_ROOT
 def test_make_demo_runs_every_enabled_dataset_and_says_where_the_data_is(script_env, tmp_path):
     env = dict(script_env)
     env.pop("GHO_API_BASE_URL")  # the demo starts its own stand-in
+    env.pop("GHO_REFERENCE_HOURS")  # as a user has it: the names are fetched too
     venv = Path(sys.prefix)  # the suite's own virtualenv: its requirements are in place
     result = subprocess.run(
         ["make", "demo", f"VENV={venv}"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600
