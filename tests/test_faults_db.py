@@ -225,10 +225,11 @@ def test_table_dropped_by_hand_is_recreated(script_env, stub, database_url, db):
     _stage(script_env, stub, rows)
     run_script("start_load.py", env=script_env, check=0)
     with db.cursor() as cursor:
-        cursor.execute(f"DROP TABLE {DATASET}")
+        cursor.execute(f"DROP TABLE {DATASET} CASCADE")  # CASCADE: its labelled view goes too
     _stage(script_env, stub, rows)
     run_script("start_load.py", env=script_env, check=0)
     assert scalar(database_url, f"SELECT count(*) FROM {DATASET}") == ROWS
+    assert scalar(database_url, f"SELECT count(*) FROM {DATASET}_labeled") == ROWS
 
 
 @pytest.mark.parametrize("mode", ["merge", "append", "replace"])

@@ -65,7 +65,10 @@ def test_a_configured_schema_holds_every_table_and_the_search_path_is_never_used
     run_script("start_scheduler.py", "--once", env=env, check=0)
     assert _query(database_url, "SELECT count(*) FROM gho.facts") == [(25,)]
     tables = _query(database_url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'gho'")
-    assert sorted(tables) == [("etl_batches",), ("etl_runs",), ("facts",)]
+    ours = ["etl_batches", "etl_runs", "facts", "facts_labeled", "gho_dimension_values", "gho_dimensions"]
+    assert sorted(tables) == [(name,) for name in ours + ["gho_indicators", "gho_reference"]]
+    decoy = _query(database_url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'decoy'")
+    assert decoy == [("facts",)]
     assert _query(database_url, "SELECT count(*) FROM decoy.facts") == [(0,)]  # untouched
 
 
