@@ -235,16 +235,6 @@ def runs_of(cursor, which="latest") -> list:
     return rows_if_exists(cursor, RUNS_TABLE, statement)
 
 
-def latest_runs(database) -> list:
-    """`runs_of` "latest", on a connection of its own."""
-    connection = database.connect()
-    try:
-        with connection, connection.cursor() as cursor:
-            return runs_of(cursor, "latest")
-    finally:
-        connection.close()
-
-
 def last_changes(cursor) -> dict:
     """(dataset, table) -> (batch_id, loaded_at, rows_inserted, rows_updated) of the last batch that changed values.
 
