@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Show the scheduler, each dataset's schedule, next due time and last run (see --help)."""
+"""Show the scheduler and each dataset's schedule, next due time, last job, waiting batches, rows and last change."""
 
 import sys
 from pathlib import Path

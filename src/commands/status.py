@@ -1,13 +1,12 @@
-"""`scripts/status.py`: the scheduler, each dataset's schedule, next due time and last run."""
+"""`scripts/status.py`: the scheduler, and per dataset its schedule, next due time and freshness (`src.freshness`)."""
 
 import argparse
 import json
-import socket
 import sys
 
-from src import unknown_datasets
+from src import freshness, unknown_datasets
 from src.commands.common import EXIT_FAILED, command
-from src.contracts.ledger import latest_runs
+from src.commands.status_text import format_status
 from src.db import Database
 from src.errors import EXIT_OK
 from src.redact import redact, redact_values
@@ -18,7 +17,8 @@ from src.storage import open_store
 def status_main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="status.py",
-        description="Show whether the scheduler runs, each dataset's schedule, next due time and last run.",
+        description="Show whether the scheduler runs, and for each dataset its schedule, next due time, last job, "
+        "batches waiting, rows and when its values last changed.",
         epilog="exit codes: 0 shown (also when the run history cannot be read: it says so), "
         "2 bad usage or configuration.",
     )
@@ -67,12 +67,14 @@ def collect_status(settings) -> dict:
         next_runs = _next_runs_if_started_now(settings)
     history_error = None
     try:
-        last_runs = _last_runs(Database(settings))
+        found = freshness.read(Database(settings), settings.datasets.values())
     except Exception as exc:  # status must show what it can
         history_error = str(exc)
-        last_runs = {}
+        found = {}
+    store = open_store(settings)
     datasets = []
     for dataset in settings.datasets.values():
+        known = found.get(dataset.name, freshness.NOTHING_KNOWN)
         datasets.append(
             {
                 "dataset": dataset.name,
@@ -81,7 +83,10 @@ def collect_status(settings) -> dict:
                 "enabled": dataset.enabled,
                 "schedule": dataset.schedule.text,
                 "next_run": next_runs.get(dataset.name) if dataset.enabled else None,
-                "last_run": last_runs.get(dataset.name),
+                "last_run": known["last_run"],
+                "last_job": known["last_job"],
+                "waiting": freshness.waiting(store, dataset.name),
+                **{key: known[key] for key in freshness.TABLE_UNKNOWN},
             }
         )
     return {
@@ -91,7 +96,7 @@ def collect_status(settings) -> dict:
             "since": running[1].astimezone().isoformat(timespec="seconds") if running else None,
         },
         "datasets": datasets,
-        "unknown_datasets": unknown_datasets.find(settings, open_store(settings)),
+        "unknown_datasets": unknown_datasets.find(settings, store),
         "history_error": history_error,
     }
 
@@ -104,85 +109,3 @@ def _next_runs_if_started_now(settings) -> dict:
         if dataset.enabled:
             register(preview, dataset, lambda d: None)
     return {next(iter(job.tags)): job.next_run.astimezone().isoformat(timespec="seconds") for job in preview.get_jobs()}
-
-
-def _last_runs(database) -> dict:
-    import psutil
-
-    rows = latest_runs(database)
-    host = socket.gethostname()
-    runs = {}
-    for (
-        dataset,
-        run_id,
-        phase,
-        status,
-        started,
-        finished,
-        rows_in,
-        written,
-        rejected,
-        error,
-        pid,
-        run_host,
-        trigger,
-    ) in rows:
-        if status == "running" and run_host == host and not psutil.pid_exists(pid):
-            status = "abandoned"
-        run = runs.setdefault(
-            dataset,
-            {"run_id": run_id, "trigger": trigger, "started_at": started, "finished_at": None, "phases": {}},
-        )
-        run["phases"][phase] = {
-            "status": status,
-            "rows_in": rows_in,
-            "rows_written": written,
-            "rows_rejected": rejected,
-            "error": error,
-        }
-        run["finished_at"] = finished
-    for run in runs.values():
-        statuses = [p["status"] for p in run["phases"].values()]
-        run["outcome"] = next((s for s in ("failed", "abandoned", "running") if s in statuses), "succeeded")
-        run["duration_s"] = (
-            round((run["finished_at"] - run["started_at"]).total_seconds(), 1) if run["finished_at"] else None
-        )
-        load = run["phases"].get("load")
-        run["rows_loaded"] = load["rows_written"] if load else None
-        run["rows_staged"] = load["rows_in"] if load else None
-    return runs
-
-
-def format_status(data) -> str:
-    scheduler = data["scheduler"]
-    if scheduler["running"]:
-        lines = [f"scheduler: running (pid {scheduler['pid']}, since {scheduler['since']})"]
-    else:
-        lines = ["scheduler: not running (start it with: python3 scripts/start_scheduler.py)"]
-    if data["history_error"]:
-        lines.append(f"run history unavailable: {data['history_error']}")
-    for entry in data["datasets"]:
-        state = "enabled" if entry["enabled"] else "disabled"
-        lines.append(f"\n{entry['dataset']} ({entry['indicator']} -> table {entry['table']}, {state})")
-        lines.append(f"  schedule: {entry['schedule']}")
-        if entry["enabled"]:
-            due = entry["next_run"] or "-"
-            lines.append(f"  next run: {due}" + ("" if scheduler["running"] else " (if the scheduler starts now)"))
-        run = entry["last_run"]
-        if not run:
-            lines.append("  last run: never")
-            continue
-        started = run["started_at"].astimezone().isoformat(timespec="seconds")
-        duration = f"{run['duration_s']}s" if run["duration_s"] is not None else "-"
-        rows = "-" if run["rows_loaded"] is None else f"{run['rows_loaded']} rows written of {run['rows_staged']}"
-        lines.append(f"  last run: {run['outcome']} at {started} ({run['trigger']}), {rows}, took {duration}")
-        for phase, detail in run["phases"].items():
-            if detail["error"]:
-                lines.append(f"    {phase}: {detail['error']}")
-    for entry in data["unknown_datasets"]:
-        held = ", ".join(f"{area} {entry[area]}" for area in unknown_datasets.AREAS if entry[area])
-        lines.append(
-            f"\n{entry['dataset']}: not in DATASET_CONFIG, its folders hold {held or 'nothing'}; "
-            "remove them with: python3 scripts/status.py --remove-unknown"
-        )
-    return "\n".join(lines)

@@ -195,34 +195,62 @@ def finish_run(cursor, row_id, status, rows_in, rows_written, rows_rejected, bat
     )
 
 
+def rows_if_exists(cursor, table, statement, params=None) -> list:
+    """Rows of a query over one of our tables (`{}` stands for it); [] while the table does not exist."""
+    where = getattr(cursor.connection, "schema", None)
+    cursor.execute("SELECT to_regclass(%s)", [sql.Identifier(where, table).as_string(cursor) if where else table])
+    if cursor.fetchone()[0] is None:
+        return []
+    _execute(cursor, statement, table, params)
+    return cursor.fetchall()
+
+
 def _read_runs(database, statement) -> list:
     """Rows of a query over etl_runs (`{}` stands for the table); [] before any run was recorded."""
     connection = database.connect()
     try:
         with connection, connection.cursor() as cursor:
-            where = getattr(cursor.connection, "schema", None)
-            cursor.execute(
-                "SELECT to_regclass(%s)", [sql.Identifier(where, RUNS_TABLE).as_string(cursor) if where else RUNS_TABLE]
-            )
-            if cursor.fetchone()[0] is None:
-                return []
-            _execute(cursor, statement, RUNS_TABLE)
-            return cursor.fetchall()
+            return rows_if_exists(cursor, RUNS_TABLE, statement)
     finally:
         connection.close()
 
 
-def latest_runs(database) -> list:
-    """Every phase of each dataset's latest run: (dataset, run_id, phase, status, started_at, finished_at,
-    rows_in, rows_written, rows_rejected, error, pid, host, trigger), oldest phase first."""
-    return _read_runs(
-        database,
-        """WITH latest AS (
-               SELECT DISTINCT ON (dataset) dataset, run_id FROM {0} ORDER BY dataset, started_at DESC)
-           SELECT r.dataset, r.run_id, r.phase, r.status, r.started_at, r.finished_at, r.rows_in,
-                  r.rows_written, r.rows_rejected, r.error, r.pid, r.host, r.trigger
-           FROM {0} r JOIN latest USING (dataset, run_id) ORDER BY r.started_at, r.id""",
-    )
+# Which run of each dataset `runs_of` reads: its latest, or its last complete job (one that failed, or whose load
+# applied at least one batch; a phase run alone by its script, or a load that found nothing, completes nothing).
+RUN_CHOICES = {
+    "latest": "",
+    "complete": "WHERE status = 'failed' OR (phase = 'load' AND status = 'succeeded' AND coalesce(batches, 1) > 0)",
+}
+
+
+def runs_of(cursor, which="latest") -> list:
+    """Every phase of each dataset's chosen run (`RUN_CHOICES`): (dataset, run_id, phase, status, started_at,
+    finished_at, rows_in, rows_written, rows_rejected, error, pid, host, trigger), oldest phase first."""
+    statement = f"""WITH chosen AS (
+           SELECT DISTINCT ON (dataset) dataset, run_id FROM {{0}} {RUN_CHOICES[which]}
+           ORDER BY dataset, started_at DESC, id DESC)
+       SELECT r.dataset, r.run_id, r.phase, r.status, r.started_at, r.finished_at, r.rows_in,
+              r.rows_written, r.rows_rejected, r.error, r.pid, r.host, r.trigger
+       FROM {{0}} r JOIN chosen USING (dataset, run_id) ORDER BY r.started_at, r.id"""
+    return rows_if_exists(cursor, RUNS_TABLE, statement)
+
+
+def last_changes(cursor) -> dict:
+    """(dataset, table) -> (batch_id, loaded_at, rows_inserted, rows_updated) of the last batch that changed values.
+
+    A batch changed values when the table's fingerprint after it differs from the one after the batch before
+    (so a replace that rewrote the same values did not); the first batch still in the ledger, or one recorded
+    by a version without fingerprints, changed values when it inserted or updated rows.
+    """
+    statement = """SELECT DISTINCT ON (dataset, table_name) dataset, table_name, batch_id, loaded_at,
+              rows_inserted, rows_updated
+       FROM (SELECT *, lag(table_fingerprint) OVER w AS fingerprint_before, lag(table_rows) OVER w AS rows_before
+             FROM {} WINDOW w AS (PARTITION BY dataset, table_name ORDER BY loaded_at, batch_id)) AS batches
+       WHERE CASE WHEN table_fingerprint IS NULL OR fingerprint_before IS NULL
+                  THEN rows_inserted + rows_updated > 0
+                  ELSE (table_rows, table_fingerprint) IS DISTINCT FROM (rows_before, fingerprint_before) END
+       ORDER BY dataset, table_name, loaded_at DESC, batch_id DESC"""
+    return {(row[0], row[1]): row[2:] for row in rows_if_exists(cursor, LEDGER_TABLE, statement)}
 
 
 def last_successful_loads(database) -> dict:
