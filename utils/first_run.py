@@ -63,11 +63,14 @@ def _say_where(environment) -> None:
     os.environ.update(environment)
     settings = load_settings()
     database = Database(settings)
-    tables = [d.table for d in settings.datasets.values() if d.enabled]
+    enabled = [d for d in settings.datasets.values() if d.enabled]
+    tables = [d.table for d in enabled]
+    # The first table's names for these columns: a dataset may rename them or leave some out.
+    shown = [enabled[0].column_for(c) for c in ("spatial_dim", "time_dim", "numeric_value")]
     python = os.path.relpath(sys.executable)  # the virtualenv's, which has the requirements
     print(f"\nThe data is in {database.description()}, table(s): {', '.join(tables)}.")
     print("Query it:")
-    print(f"  {python} scripts/db.py psql -c 'SELECT spatial_dim, time_dim, numeric_value FROM {tables[0]} LIMIT 5'")
+    print(f"  {python} scripts/db.py psql -c 'SELECT {', '.join(c for c in shown if c)} FROM {tables[0]} LIMIT 5'")
     print(f'  {python} scripts/db.py start   (keeps it up; then: psql "$({python} scripts/db.py uri)")')
     print("More in README.md, section 'Query the data'.")
 
