@@ -89,9 +89,13 @@ HISTORY_RUNS = _env("GHO_HISTORY_RUNS", "1000")
 REJECT_THRESHOLD = _env("GHO_REJECT_THRESHOLD", "0.05")
 
 # --- Datasets ----------------------------------------------------------------
-# name -> entry. Keys: indicator (required), enabled (default True), filter
-# (OData $filter or None), table (default: the name), schedule (default
-# "every day at 02:00"), mode ("merge" default, "replace" or "append").
+# name -> entry. Keys: indicator (required: a GHO code) or indicators (instead: a
+# list of 1-50 distinct codes loaded into one table), enabled (default True),
+# filter (OData $filter or None, applied to each indicator), table (default: the
+# name), schedule (default "every day at 02:00"), mode ("merge" default,
+# "replace" or "append"), columns (default: every column; else the staging
+# columns to keep, the natural key's always kept; exact, so fields the API adds
+# later are left out), rename (column -> new name, e.g. {"time_dim": "year"}).
 DATASET_CONFIG = {
     "life_expectancy_at_birth": {
         "enabled": True,

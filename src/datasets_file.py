@@ -32,6 +32,19 @@ def merge_datasets(base, added, source="GHO_DATASETS_FILE") -> dict:
     return merged
 
 
+def configured_datasets(cfg, validate_datasets) -> dict:
+    """The Datasets of `config.config`: DATASET_CONFIG with the file's entries, validated by `validate_datasets`."""
+    if cfg.DATASETS_FILE_ERROR:
+        raise ConfigError(cfg.DATASETS_FILE_ERROR)
+    source = f"GHO_DATASETS_FILE {cfg.DATASETS_FILE}"
+    try:
+        return validate_datasets(merge_datasets(cfg.DATASET_CONFIG, cfg.DATASETS_FILE_ENTRIES, source))
+    except ConfigError as exc:
+        if cfg.DATASETS_FILE_ENTRIES and not str(exc).startswith(source):
+            raise ConfigError(f"{exc} (the datasets come from config.py and {cfg.DATASETS_FILE})") from None
+        raise
+
+
 @contextmanager
 def _folder_lock(folder: Path):
     handle = os.open(folder, os.O_RDONLY)

@@ -13,26 +13,34 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from src.contracts.ledger import SYSTEM_TABLES
-from src.datasets_file import merge_datasets
 from src.contracts.reference import LABELED_SUFFIX, REFERENCE_TABLES, labeled_view_name
+from src.dataset_keys import INDICATOR_CODE, MAX_INDICATORS  # noqa: F401  (part of this module's surface)
+from src.dataset_keys import IDENTIFIER, dataset_error, indicator_codes, kept_columns, renames
+from src.datasets_file import configured_datasets
 from src.errors import ConfigError
 from src.redact import remember, remember_settings
 from src.schedule_spec import WEEKDAYS, Schedule, parse_schedule  # noqa: F401  (part of this module's surface)
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # PostgreSQL's own names (pg_catalog, pg_temp, ...) and ours (the load's temp table is _gho_stage).
 RESERVED_PREFIXES = ("pg_", "_gho", "etl_batches", "etl_runs")  # the last two: our tables, their keys and sequence
-INDICATOR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 MODES = ("merge", "replace", "append")
 DEFAULT_SCHEDULE = "every day at 02:00"
 # GHO rows are about 600 bytes of JSON; a few carry long comments.
 DEFAULT_BYTES_PER_ROW = 4096
 DEFAULT_MIN_PAGE_BYTES = 16 * 1024 * 1024
-ENTRY_KEYS = {"enabled", "indicator", "filter", "table", "schedule", "mode"}
+ENTRY_KEYS = {"enabled", "indicator", "indicators", "filter", "table", "schedule", "mode", "columns", "rename"}
 
 
 @dataclass(frozen=True)
 class Dataset:
+    """One DATASET_CONFIG entry, validated.
+
+    `indicator` is the code of a dataset of one indicator, and the codes joined by ", " (for display)
+    of one of several; `indicators` always lists every code. `kept` is None when the table keeps every
+    staging column, else the ones it keeps (the natural key always among them); `renames` pairs a
+    staging column with the table's name for it.
+    """
+
     name: str
     indicator: str
     table: str
@@ -40,15 +48,23 @@ class Dataset:
     filter: Optional[str] = None
     schedule: Schedule = field(default_factory=lambda: parse_schedule(DEFAULT_SCHEDULE))
     mode: str = "merge"
+    indicator_codes: tuple = ()
+    kept: Optional[tuple] = None
+    renames: tuple = ()
 
     @property
     def indicators(self) -> tuple:
         """Every indicator code the dataset's table holds."""
-        return (self.indicator,)
+        return self.indicator_codes or (self.indicator,)
 
     def column_for(self, core_column: str) -> Optional[str]:
-        """The table's name for a staging column (`src.contracts.schema`), None when the dataset leaves it out."""
-        return core_column
+        """The table's name for a staging column (`src.contracts.schema`), None when the dataset leaves it out.
+
+        A field the API adds later (an extra column) is kept under its own name unless `columns` is set.
+        """
+        if self.kept is not None and core_column not in self.kept:
+            return None
+        return dict(self.renames).get(core_column, core_column)
 
 
 @dataclass(frozen=True)
@@ -94,10 +110,6 @@ class Settings:
         return [self.datasets[n] for n in dict.fromkeys(names)]
 
 
-def _dataset_error(name, key, problem):
-    return ConfigError(f"DATASET_CONFIG[{name!r}].{key}: {problem}")
-
-
 def validate_dataset(name, entry) -> Dataset:
     """Turn one DATASET_CONFIG entry into a Dataset, or raise ConfigError."""
     if not isinstance(name, str) or not IDENTIFIER.match(name):
@@ -109,26 +121,22 @@ def validate_dataset(name, entry) -> Dataset:
         raise ConfigError(f"DATASET_CONFIG[{name!r}]: must be an object of settings")
     unknown = sorted(set(entry) - ENTRY_KEYS)
     if unknown:
-        raise _dataset_error(name, unknown[0], f"unknown key (allowed: {', '.join(sorted(ENTRY_KEYS))})")
-    indicator = entry.get("indicator")
-    if indicator is None:
-        raise _dataset_error(name, "indicator", "missing (the GHO indicator code is required)")
-    if not isinstance(indicator, str) or not INDICATOR_CODE.match(indicator):
-        raise _dataset_error(name, "indicator", f"{indicator!r} is not a GHO indicator code")
+        raise dataset_error(name, unknown[0], f"unknown key (allowed: {', '.join(sorted(ENTRY_KEYS))})")
+    codes = indicator_codes(name, entry)
     enabled = entry.get("enabled", True)
     if not isinstance(enabled, bool):
-        raise _dataset_error(name, "enabled", f"{enabled!r} must be true or false")
+        raise dataset_error(name, "enabled", f"{enabled!r} must be true or false")
     odata_filter = entry.get("filter")
     if odata_filter is not None:
         if not isinstance(odata_filter, str) or not odata_filter.strip():
-            raise _dataset_error(name, "filter", "must be an OData $filter string or null")
+            raise dataset_error(name, "filter", "must be an OData $filter string or null")
         if any(ord(ch) < 32 for ch in odata_filter):
-            raise _dataset_error(name, "filter", "contains control characters")
+            raise dataset_error(name, "filter", "contains control characters")
     table = entry.get("table") or name
     if not isinstance(table, str) or not IDENTIFIER.match(table):
-        raise _dataset_error(name, "table", f"{table!r} is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        raise dataset_error(name, "table", f"{table!r} is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*)")
     if table.lower() in SYSTEM_TABLES + REFERENCE_TABLES or table.lower().startswith(RESERVED_PREFIXES):
-        raise _dataset_error(
+        raise dataset_error(
             name,
             "table",
             f"{table!r} is reserved (names starting with pg_, _gho, etl_batches or etl_runs, "
@@ -137,18 +145,22 @@ def validate_dataset(name, entry) -> Dataset:
     try:
         schedule = parse_schedule(entry.get("schedule") or DEFAULT_SCHEDULE)
     except ValueError as exc:
-        raise _dataset_error(name, "schedule", str(exc)) from None
+        raise dataset_error(name, "schedule", str(exc)) from None
     mode = entry.get("mode") or "merge"
     if mode not in MODES:
-        raise _dataset_error(name, "mode", f"{mode!r} is not one of {', '.join(MODES)}")
+        raise dataset_error(name, "mode", f"{mode!r} is not one of {', '.join(MODES)}")
+    kept = kept_columns(name, entry)
     return Dataset(
         name=name,
-        indicator=indicator,
+        indicator=", ".join(codes),
         table=table.lower(),
         enabled=enabled,
         filter=odata_filter,
         schedule=schedule,
         mode=mode,
+        indicator_codes=codes,
+        kept=kept,
+        renames=renames(name, entry, kept),
     )
 
 
@@ -159,32 +171,20 @@ def validate_datasets(raw) -> dict:
     owners = {}
     for dataset in datasets.values():
         if dataset.table in owners:
-            raise _dataset_error(
+            raise dataset_error(
                 dataset.name, "table", f"{dataset.table!r} is already used by {owners[dataset.table]!r}"
             )
         owners[dataset.table] = dataset.name
     for dataset in datasets.values():
         view = labeled_view_name(dataset.table)
         if view in owners:
-            raise _dataset_error(
+            raise dataset_error(
                 owners[view],
                 "table",
                 f"{view!r} is the labelled view of {dataset.name!r} (table {dataset.table!r}; every table "
                 f"gets a view named <table>{LABELED_SUFFIX})",
             )
     return datasets
-
-
-def _validated_datasets(cfg) -> dict:
-    if cfg.DATASETS_FILE_ERROR:
-        raise ConfigError(cfg.DATASETS_FILE_ERROR)
-    source = f"GHO_DATASETS_FILE {cfg.DATASETS_FILE}"
-    try:
-        return validate_datasets(merge_datasets(cfg.DATASET_CONFIG, cfg.DATASETS_FILE_ENTRIES, source))
-    except ConfigError as exc:
-        if cfg.DATASETS_FILE_ENTRIES and not str(exc).startswith(source):
-            raise ConfigError(f"{exc} (the datasets come from config.py and {cfg.DATASETS_FILE})") from None
-        raise
 
 
 def _number(variable, text, kind, minimum, maximum=None):
@@ -263,7 +263,7 @@ def load_settings() -> Settings:
         raise ConfigError(f"GHO_LOG_LEVEL={cfg.LOG_LEVEL!r} must be DEBUG, INFO, WARNING or ERROR")
     return Settings(
         api_base_url=cfg.GHO_API_BASE_URL,
-        datasets=_validated_datasets(cfg),
+        datasets=configured_datasets(cfg, validate_datasets),
         data_dir=Path(cfg.DATA_DIR).resolve(),
         log_dir=Path(cfg.LOG_DIR).resolve(),
         page_size=_number("GHO_PAGE_SIZE", cfg.GHO_PAGE_SIZE, int, 1, 1_000_000),

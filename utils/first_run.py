@@ -64,14 +64,18 @@ def _say_where(environment) -> None:
     os.environ.update(environment)
     settings = load_settings()
     database = Database(settings)
-    tables = [d.table for d in settings.datasets.values() if d.enabled]
+    enabled = [d for d in settings.datasets.values() if d.enabled]
+    tables = [d.table for d in enabled]
+    # The first table's names for these columns: a dataset may rename them or leave some out.
+    shown = [enabled[0].column_for(c) for c in ("spatial_dim", "time_dim", "numeric_value")]
     python = os.path.relpath(sys.executable)  # the virtualenv's, which has the requirements
     print(f"\nThe data is in {database.description()}, table(s): {', '.join(tables)}.")
     print("Query it:")
-    print(f"  {python} scripts/db.py psql -c 'SELECT spatial_dim, time_dim, numeric_value FROM {tables[0]} LIMIT 5'")
+    print(f"  {python} scripts/db.py psql -c 'SELECT {', '.join(c for c in shown if c)} FROM {tables[0]} LIMIT 5'")
+    labelled = ", ".join(["location_name"] + [c for c in shown[1:] if c])
     print(
-        f'  {python} scripts/db.py psql -c "SELECT location_name, time_dim, dim1_title, numeric_value '
-        f"FROM {labeled_view_name(tables[0])} WHERE location_name ILIKE '%germany%' ORDER BY time_dim DESC LIMIT 5\""
+        f'  {python} scripts/db.py psql -c "SELECT {labelled} '
+        f"FROM {labeled_view_name(tables[0])} WHERE location_name ILIKE '%germany%' LIMIT 5\""
     )
     print(f"  {python} scripts/indicators.py search water   (then: indicators.py add CODE, to load another)")
     print(f'  {python} scripts/db.py start   (keeps it up; then: psql "$({python} scripts/db.py uri)")')

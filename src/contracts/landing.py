@@ -2,14 +2,16 @@
 
 A landing batch is the folder `landing/<dataset>/<batch_id>/` of a store:
 - `request.json`: what is being fetched (a resumed run must ask for the same thing),
-- `page-NNNNN.json`: each answer of the source, exactly as it arrived: a JSON
+- `page-NNNNN.json`: each answer of the source, exactly as it arrived (of every
+  indicator of the dataset, one indicator after another, see `PageEntry`): a JSON
   object whose `value` is a list of row objects with GHO's fields
   (`schema.GHO_FIELDS`; other fields become text columns). This shape is what
   the transform reads, so a source of another shape writes its rows in it,
 - `progress.json`: the extract's own resumable state (the source's paging state),
 - `manifest.json`: written last, once the batch is proven complete; its presence
   marks the batch complete, and it is the only file the transform trusts to say
-  which pages hold how many rows.
+  which pages hold how many rows. Its `source_count` is the sum of every
+  indicator's own count.
 
 Batch ids are `<sequence>-<UTC time>` and sort by sequence (`batch_order`), so batches are applied
 in the order they were fetched, whatever the clock said.
@@ -50,18 +52,27 @@ def page_file(index: int) -> str:
 
 @dataclass(frozen=True)
 class PageEntry:
-    """One landed answer: its file, its rows, its sha256 and (for rows paged by Id) its first and last Id."""
+    """One landed answer: its file, its rows, its sha256, (for rows paged by Id) its first and last Id, and
+    (in a batch of several indicators) the indicator it is of.
+
+    Ids ascend within one indicator's pages only: a batch of several indicators holds each one's pages
+    in turn, and the next indicator's Ids start again wherever its own start. A batch of one indicator
+    names none, as batches did before there were several.
+    """
 
     file: str
     rows: int
     sha256: Optional[str] = None
     first_id: Optional[int] = None
     last_id: Optional[int] = None
+    indicator: Optional[str] = None
 
     def to_json(self) -> dict:
         entry = {"file": self.file, "rows": self.rows, "sha256": self.sha256}
         if self.first_id is not None or self.last_id is not None:
             entry.update(first_id=self.first_id, last_id=self.last_id)
+        if self.indicator is not None:
+            entry["indicator"] = self.indicator
         return entry
 
     @classmethod
@@ -77,6 +88,7 @@ class PageEntry:
             sha256=entry.get("sha256"),
             first_id=entry.get("first_id"),
             last_id=entry.get("last_id"),
+            indicator=entry.get("indicator"),
         )
 
 

@@ -41,7 +41,7 @@ def open_batch(store, source, dataset, request):
         log.info("discarding incomplete landing batch %s (its request differs or is unreadable)", stale)
         store.delete_tree(layout.landing_batch(dataset.name, stale))
     batch_id = landing.new_batch_id(_next_sequence(store, dataset.name))
-    state = source.new_state()
+    state = source.new_state(request)
     store.write_json(batch_file(dataset.name, batch_id, REQUEST), request)
     store.write_json(batch_file(dataset.name, batch_id, PROGRESS), state)
     return batch_id, state, False
@@ -58,12 +58,17 @@ def _next_sequence(store, dataset_name) -> int:
     return max((landing.batch_sequence(b) for b in pending), default=0) + 1
 
 
-def start_over(store, source, dataset, batch_id, state, change: SourceChanged) -> dict:
+def indicators_of(dataset) -> str:
+    """`indicator X` or `indicators X, Y`, as errors name what a dataset fetches."""
+    return f"indicator{'s' if len(dataset.indicators) > 1 else ''} {dataset.indicator}"
+
+
+def start_over(store, source, dataset, request, batch_id, state, change: SourceChanged) -> dict:
     """Discard the attempt's pages after the source changed under it; re-raise once MAX_RESTARTS are used."""
     restarts = state["attempt"] - 1
     if restarts >= MAX_RESTARTS:
         raise SourceChanged(
-            f"indicator {dataset.indicator}: the source changed while it was paged, {restarts + 1} times in a row "
+            f"{indicators_of(dataset)}: the source changed while it was paged, {restarts + 1} times in a row "
             f"(last: {change}); try again later"
         ) from None
     delay = source.backoff(restarts + 1)
@@ -77,7 +82,7 @@ def start_over(store, source, dataset, batch_id, state, change: SourceChanged) -
         MAX_RESTARTS,
         extra={"dataset": dataset.name, "batch_id": batch_id, "restart": restarts + 1},
     )
-    fresh = source.new_state(state["attempt"] + 1)
+    fresh = source.new_state(request, state["attempt"] + 1)
     # First the state: the old pages are no longer listed, so never trusted, whenever this is killed.
     store.write_json(batch_file(dataset.name, batch_id, PROGRESS), fresh)
     for page in state["pages"]:

@@ -17,7 +17,7 @@ from src.contracts.landing import Manifest, PageEntry
 from src.contracts.layout import Layout, landing_dir
 from src.contracts.results import PhaseResult
 from src.errors import ExtractError, SourceChanged
-from src.extract.batches import open_batch, start_over
+from src.extract.batches import indicators_of, open_batch, start_over
 from src.extract.page_writer import PageWriter
 from src.faultpoints import crash_point
 from src.locks import phase_lock
@@ -49,7 +49,7 @@ def run(settings, dataset, database=None) -> PhaseResult:
 
 
 def extract_dataset(settings, dataset, source=None, store=None) -> ExtractResult:
-    """Fetch every row of a dataset's indicator into a landing batch proven complete."""
+    """Fetch every row of a dataset's indicators into a landing batch proven complete."""
     started = time.monotonic()
     store = store or open_store(settings)
     own_source = source is None
@@ -87,7 +87,7 @@ def _fetch_until_complete(store, source, dataset, request, batch_id, state) -> d
                 _fetch(store, source, dataset, request, batch_id, state, bar)
             return state
         except SourceChanged as change:
-            state = start_over(store, source, dataset, batch_id, state, change)
+            state = start_over(store, source, dataset, request, batch_id, state, change)
 
 
 def _fetch(store, source, dataset, request, batch_id, state, bar):
@@ -107,7 +107,7 @@ def _manifest(batch_id, dataset, request, state) -> Manifest:
     count = state["count"]
     if rows != state["landed"] or (count is not None and rows != count):
         raise ExtractError(  # paging guarantees this; a manifest must never claim otherwise
-            f"indicator {dataset.indicator}: {rows} rows landed, the source counts {count}"
+            f"{indicators_of(dataset)}: {rows} rows landed, the source counts {count}"
         )
     return Manifest(
         batch_id=batch_id,

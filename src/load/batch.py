@@ -19,6 +19,7 @@ from src.contracts import layout, ledger
 from src.contracts.ledger import LedgerEntry
 from src.contracts.staging import content_hash_of
 from src.faultpoints import crash_point
+from src.load.columns import TableColumns
 from src.load.merge import apply_batch
 from src.load.tables import ensure_natural_key, ensure_table, fingerprint, target_of
 
@@ -77,13 +78,13 @@ def _apply_once(cursor, dataset, batch_id, staging):
     ledger.take_lock(cursor, dataset.name)
     if ledger.is_applied(cursor, dataset.name, batch_id):
         return Outcome.ALREADY_APPLIED, 0, 0
-    columns = staging.schema_arrow.names
+    columns = TableColumns.of(dataset, staging.schema_arrow.names)
     rows = staging.metadata.num_rows
     content = content_hash_of(staging.schema_arrow)
     target = target_of(cursor, dataset)
-    table_state = ensure_table(cursor, target, columns)
+    table_state = ensure_table(cursor, target, dataset, columns)
     outcome, inserted, updated = Outcome.APPLIED, 0, 0
-    compared = _compared_columns(columns)
+    compared = sorted(columns.compared)  # what a table must still hold for a batch to be skipped
     proven = _unchanged_since(cursor, dataset, target, content, compared) if table_state == "ready" else None
     if proven:
         outcome = Outcome.IDENTICAL
@@ -93,7 +94,7 @@ def _apply_once(cursor, dataset, batch_id, staging):
         inserted, updated = apply_batch(cursor, dataset, staging, columns, batch_id)
         crash_point("load.applied")
     if table_state == "created":
-        ensure_natural_key(cursor, target)
+        ensure_natural_key(cursor, target, columns.key)
     table_rows, table_fingerprint = proven or fingerprint(cursor, target, compared)  # one scan either way
     entry = LedgerEntry(
         dataset=dataset.name,
@@ -110,11 +111,6 @@ def _apply_once(cursor, dataset, batch_id, staging):
     )
     ledger.record_batch(cursor, entry)
     return outcome, inserted, updated
-
-
-def _compared_columns(columns) -> list:
-    """What a table must still hold for a batch to be skipped: every staged column but GHO's unstable Id."""
-    return sorted(c for c in columns if c != "id")
 
 
 def _unchanged_since(cursor, dataset, target, content, compared):

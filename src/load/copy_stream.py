@@ -108,14 +108,17 @@ class CopyStream(io.RawIOBase):
         super().close()
 
 
-def copy_staging(cursor, staging: pq.ParquetFile, table: sql.Composable, columns: list, batch_id=None) -> int:
-    """Stream staging into `table` (a qualified identifier) with one COPY; with `batch_id`, fill the batch column."""
-    targets = columns + ([schema.BATCH_COLUMN] if batch_id is not None else [])
+def copy_staging(cursor, staging: pq.ParquetFile, table: sql.Composable, columns, batch_id=None) -> int:
+    """Stream staging into `table` (a qualified identifier) with one COPY; with `batch_id`, fill the batch column.
+
+    `columns` (`TableColumns`): the staging columns read, each into the table's column of its name.
+    """
+    targets = list(columns.names) + ([schema.BATCH_COLUMN] if batch_id is not None else [])
     copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(
         table, sql.SQL(", ").join(map(sql.Identifier, targets))
     )
     with ProgressBar(log, "load: copy", total=staging.metadata.num_rows) as bar:
-        stream = CopyStream(staging, columns, batch_id, bar)
+        stream = CopyStream(staging, list(columns.staged), batch_id, bar)
         try:
             cursor.copy_expert(copy, stream, size=1 << 20)
         finally:
@@ -124,7 +127,8 @@ def copy_staging(cursor, staging: pq.ParquetFile, table: sql.Composable, columns
     return bar.count
 
 
-def copy_into_stage(cursor, staging: pq.ParquetFile, columns: list) -> int:
-    definitions = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(schema.pg_type(c))) for c in columns]
+def copy_into_stage(cursor, staging: pq.ParquetFile, columns) -> int:
+    """The batch into the temporary table, whose columns have the target's names."""
+    definitions = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns.pg_types().items()]
     cursor.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(STAGE, sql.SQL(", ").join(definitions)))
     return copy_staging(cursor, staging, STAGE, columns)

@@ -1,4 +1,5 @@
-"""Target tables: created with the staging columns, evolved by added columns, their natural key enforced.
+"""Target tables: created with the dataset's columns (`columns.TableColumns`), evolved by added columns, their
+natural key enforced.
 
 Every table is named with its schema (`Target`): a name never resolves
 through the search path, where pg_catalog comes first, so a table called
@@ -13,6 +14,7 @@ from psycopg2 import sql
 
 from src.contracts import schema
 from src.errors import LoadError
+from src.load.columns import TableColumns, mark_renamed, read_marks, refuse_renames
 
 log = logging.getLogger("gho_etl.load")
 
@@ -58,8 +60,9 @@ def _legacy_index_name(table) -> str:
     return f"{table[:50]}_natural_key"
 
 
-def ensure_natural_key(cursor, target: Target) -> None:
-    """The unique index on the natural key (an index of an earlier version is renamed, not built again)."""
+def ensure_natural_key(cursor, target: Target, key) -> None:
+    """The unique index on the natural key, `key` its columns' names in the table (an index of an earlier
+    version is renamed, not built again)."""
     cursor.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s AND indexname IN (%s, %s)",
         [target.schema, target.name, _legacy_index_name(target.name), index_name(target.name)],
@@ -77,13 +80,13 @@ def ensure_natural_key(cursor, target: Target) -> None:
         sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({}) NULLS NOT DISTINCT").format(
             sql.Identifier(index_name(target.name)),
             target.sql,
-            sql.SQL(", ").join(map(sql.Identifier, schema.NATURAL_KEY)),
+            sql.SQL(", ").join(map(sql.Identifier, key)),
         )
     )
 
 
-def _create(cursor, target, columns):
-    definitions = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(schema.pg_type(c))) for c in columns]
+def _create(cursor, target, columns: TableColumns):
+    definitions = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns.pg_types().items()]
     definitions += [
         sql.SQL("{} text NOT NULL").format(sql.Identifier(schema.BATCH_COLUMN)),
         sql.SQL("{} timestamptz NOT NULL DEFAULT now()").format(sql.Identifier(schema.LOADED_AT_COLUMN)),
@@ -96,13 +99,13 @@ def _create(cursor, target, columns):
     log.info("created table %s", target, extra={"table": str(target)})
 
 
-def _evolve(cursor, target, columns, existing) -> bool:
+def _evolve(cursor, target, columns: TableColumns, existing) -> bool:
     """Add the columns `table` lacks; refuse a column whose type was changed by hand. True if any was added."""
-    wanted = {c: schema.pg_type(c) for c in columns}
+    wanted = columns.pg_types()
     wanted[schema.BATCH_COLUMN] = "text"
     wanted[schema.LOADED_AT_COLUMN] = "timestamp with time zone"
     if set(wanted) - set(existing):
-        _refuse_too_many_columns(target, set(existing) | set(wanted))
+        _refuse_too_many_columns(target, set(existing) | set(wanted), columns)
     added = False
     for column, pg_type in wanted.items():
         found = existing.get(column)
@@ -126,8 +129,9 @@ def _evolve(cursor, target, columns, existing) -> bool:
     return added
 
 
-def _refuse_too_many_columns(table, columns) -> None:
-    extra = sorted(columns - set(schema.CORE_COLUMNS) - {schema.BATCH_COLUMN, schema.LOADED_AT_COLUMN})
+def _refuse_too_many_columns(table, names, columns: TableColumns) -> None:
+    core = set(schema.CORE_COLUMNS) | {columns.name_of(c) for c in columns.staged if c in schema.CORE_COLUMNS}
+    extra = sorted(names - core - {schema.BATCH_COLUMN, schema.LOADED_AT_COLUMN})
     if len(extra) > schema.MAX_EXTRA_COLUMNS:
         raise LoadError(
             f"table {table} would have {len(extra)} columns beyond the GHO core ({', '.join(extra[:5])}, ...); "
@@ -135,21 +139,26 @@ def _refuse_too_many_columns(table, columns) -> None:
         )
 
 
-def ensure_table(cursor, target: Target, columns: list) -> str:
+def ensure_table(cursor, target: Target, dataset, columns: TableColumns) -> str:
     """Create the target table or evolve it to hold `columns`; return "created", "evolved" or "ready".
 
     A created table has no unique index yet: the caller fills it and then
     calls `ensure_natural_key` in the same transaction, since building an
     index over loaded rows takes a fraction of the time of maintaining it row
     by row. An existing table gets its index back here if it was dropped,
-    before any row is merged.
+    before any row is merged. A column the dataset no longer keeps stays as it
+    is; one it renames is refused (`columns.refuse_renames`) before anything changes.
     """
     existing = _table_columns(cursor, target)
     if not existing:
         _create(cursor, target, columns)
+        mark_renamed(cursor, target, columns, {})
         return "created"
+    marks = read_marks(cursor, target)
+    refuse_renames(dataset, target, columns, existing, marks)
     state = "evolved" if _evolve(cursor, target, columns, existing) else "ready"
-    ensure_natural_key(cursor, target)
+    mark_renamed(cursor, target, columns, marks)
+    ensure_natural_key(cursor, target, columns.key)
     return state
 
 

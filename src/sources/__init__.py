@@ -9,8 +9,9 @@ The paging state a source keeps (saved as `progress.json` after every page, so
 a killed run resumes it) is a dict of the source's own making, with these keys
 the extract reads: `pages` (landed answers, each `{"file", "rows", "sha256"}`
 with sha256 None until the writer fills it), `landed` (rows landed), `count`
-(the rows the source says it holds, or None), `requests` (made so far) and
-`attempt` (1, then one more per restart).
+(the rows the source says it holds, or None; for a dataset of several
+indicators, the sum of their counts), `requests` (made so far) and `attempt`
+(1, then one more per restart).
 """
 
 from abc import ABC, abstractmethod
@@ -22,8 +23,8 @@ class Source(ABC):
         """The parameters that define a landing batch (JSON); a resume must match them exactly."""
 
     @abstractmethod
-    def new_state(self, attempt: int = 1) -> dict:
-        """The paging state of a fresh attempt."""
+    def new_state(self, request: dict, attempt: int = 1) -> dict:
+        """The paging state of a fresh attempt at `request`."""
 
     @abstractmethod
     def fetch(self, request: dict, state: dict, sink, bar, dataset_name: str) -> None:

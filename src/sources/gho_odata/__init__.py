@@ -1,13 +1,14 @@
 """The WHO Global Health Observatory OData API (`GHO_API_BASE_URL`) as a source.
 
 `client` makes bounded, retried requests; `answer` validates one answer;
-`paging` pages an indicator by Id and proves it complete against the count.
+`paging` pages an indicator by Id and proves it complete against the count;
+`indicators` pages every indicator of a dataset into one batch, in turn.
 """
 
 from src.redact import without_credentials
 from src.sources import Source
 from src.sources.gho_odata.client import GhoClient
-from src.sources.gho_odata.paging import PAGING, KeysetPager, new_paging_state
+from src.sources.gho_odata.indicators import batch_request, fetch_batch, new_batch_state
 
 
 class GhoODataSource(Source):
@@ -16,19 +17,13 @@ class GhoODataSource(Source):
         self.client = client or GhoClient(settings)
 
     def batch_request(self, dataset) -> dict:
-        return {
-            "base_url": without_credentials(self.settings.api_base_url),
-            "indicator": dataset.indicator,
-            "filter": dataset.filter,
-            "page_size": self.settings.page_size,
-            "paging": PAGING,
-        }
+        return batch_request(without_credentials(self.settings.api_base_url), dataset, self.settings.page_size)
 
-    def new_state(self, attempt: int = 1) -> dict:
-        return new_paging_state(attempt)
+    def new_state(self, request: dict, attempt: int = 1) -> dict:
+        return new_batch_state(request, attempt)
 
     def fetch(self, request, state, sink, bar, dataset_name) -> None:
-        KeysetPager(self.client, request, state, sink, bar, dataset_name).run()
+        fetch_batch(self.client, request, state, sink, bar, dataset_name)
 
     def backoff(self, attempt: int) -> float:
         return self.client.backoff(attempt)

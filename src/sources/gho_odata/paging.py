@@ -22,7 +22,7 @@ Completeness is proven, not inferred:
   in a row to the request after the last row.
 
 Loops cannot run away. Every row must carry an integer Id and Ids must ascend
-strictly across the whole batch, so every answer that is not empty brings new
+strictly across the indicator's pages, so every answer that is not empty brings new
 rows: a repeated page, a server ignoring the Id bound or `$skip` in its links,
 rows out of order are each a clear failure. Empty answers are bounded too: a
 nextLink already visited in its chain, a link longer than MAX_LINK_CHARS, or
@@ -75,10 +75,12 @@ def total_params(request) -> dict:
 
 def new_paging_state(attempt=1) -> dict:
     """The paging state of a fresh attempt (kept in progress.json, so a killed run resumes it)."""
+    return {"version": 2, "attempt": attempt, "pages": [], **new_indicator_paging()}
+
+
+def new_indicator_paging() -> dict:
+    """Where the paging of one indicator stands: rows landed, last Id, count, requests, next step."""
     return {
-        "version": 2,
-        "attempt": attempt,
-        "pages": [],
         "landed": 0,
         "last_id": None,
         "count": None,
@@ -93,14 +95,22 @@ def _new_query(landed_before) -> dict:
 
 
 class KeysetPager:
-    """Fetches the pages of one attempt; each accepted answer goes to `writer.put` with the state naming it."""
+    """Fetches the pages of one indicator; each accepted answer goes to `writer.put` with the state naming it.
 
-    def __init__(self, client, request, state, writer, bar, dataset_name):
+    `state` is the indicator's paging (`new_indicator_paging`); `batch` is the state saved, which
+    holds the list of pages: the same dict for a batch of one indicator, the batch's own of several
+    (then each page entry names its indicator, `tag`).
+    """
+
+    def __init__(self, client, request, state, writer, bar, dataset_name, batch=None, tag=None):
         self.client = client
         self.request = request
         self.indicator = request["indicator"]
         self.indicator_url = client.indicator_url(self.indicator)
         self.state = state
+        self.batch = state if batch is None else batch
+        self.pages = self.batch["pages"]
+        self.tag = tag
         self.writer = writer
         self.bar = bar
         self.dataset_name = dataset_name
@@ -141,18 +151,18 @@ class KeysetPager:
         self._check_count(page)
         name = None
         if page.count:
-            name = page_file(len(state["pages"]))
+            name = page_file(len(self.pages))
             # sha256 stays None here: the writer computes it, off this thread.
-            entry = PageEntry(file=name, rows=page.count, first_id=page.first_id, last_id=page.last_id)
-            state["pages"].append(entry.to_json())
+            entry = PageEntry(name, page.count, first_id=page.first_id, last_id=page.last_id, indicator=self.tag)
+            self.pages.append(entry.to_json())
             state["landed"] += page.count
             state["last_id"] = page.last_id
             query["rows"] += page.count
         state["step"] = self._next_step(step, url, page)
-        if state["step"] is None and not state["pages"]:
+        if state["step"] is None and not self.pages:
             name = self._land_empty(page)
-        self.writer.put(name, page.raw, state)
-        self.bar.update(page.count, f"page {len(state['pages'])}")
+        self.writer.put(name, page.raw, self.batch)
+        self.bar.update(page.count, f"page {len(self.pages)}")
         log.debug(
             "%s: %d rows (%d so far, source count %s)",
             self.dataset_name,
@@ -250,13 +260,13 @@ class KeysetPager:
         if page.source_count != state["landed"]:
             raise SourceChanged(f"the source counts {page.source_count} rows now, {state['landed']} landed")
         state["step"] = None
-        name = self._land_empty(page) if not state["pages"] else None
-        self.writer.put(name, page.raw, state)
+        name = self._land_empty(page) if not self.pages else None
+        self.writer.put(name, page.raw, self.batch)
 
     def _land_empty(self, page) -> str:
         """An empty batch keeps the answer that proved it empty, so transform has a page to read."""
         name = page_file(0)
-        self.state["pages"].append(PageEntry(file=name, rows=0).to_json())
+        self.pages.append(PageEntry(file=name, rows=0, indicator=self.tag).to_json())
         return name
 
 
