@@ -5,6 +5,7 @@ real PostgreSQL.
 """
 
 import csv
+import json
 import html
 import logging
 
@@ -13,7 +14,7 @@ import pytest
 from src import reference
 from src.db import Database
 from src.errors import ExtractError, SourceUnavailable
-from tests.helpers import requires_samples, sample
+from tests.helpers import requires_samples, run_script, sample
 from tests.odata_servers import CatalogueLinkLoop, MiscountedCatalogue, http_server
 from tests.pipeline_checks import run_pipeline, scalar
 
@@ -160,3 +161,39 @@ def test_tables_named_like_the_reference_or_a_labelled_view_are_refused(raw, pro
 
     with pytest.raises(ConfigError, match=problem):
         validate_datasets(raw)
+
+
+def test_the_labeled_view_follows_renamed_columns_of_a_dataset_of_two_indicators(make_settings, database_url):
+    datasets = {
+        "life": {
+            "indicators": ["WHOSIS_000001", "WHOSIS_000015"],
+            "columns": ["numeric_value", "dim1_type", "parent_location"],
+            "rename": {"spatial_dim": "country", "dim1": "sex", "time_dim": "year"},
+        }
+    }
+    outcomes = run_pipeline(make_settings(datasets, reference_hours=24))
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    assert scalar(database_url, "SELECT count(*) FROM life_labeled") == 2 * 12936
+    names = (
+        "SELECT string_agg(DISTINCT indicator_name, ' | ' ORDER BY indicator_name) FROM life_labeled "
+        "WHERE country = 'TUR' AND sex_title = 'Both sexes' AND location_name = 'Türkiye' AND year = 2019"
+    )
+    assert scalar(database_url, names) == "Life expectancy at age 60 (years) | Life expectancy at birth (years)"
+    columns = (
+        "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns "
+        "WHERE table_name = 'life_labeled'"
+    )
+    assert ",country,location_name,parent_location,parent_region_name," in scalar(database_url, columns)
+
+
+def test_status_says_what_the_reference_holds_and_when_it_was_refreshed(script_env):
+    env = dict(script_env, GHO_REFERENCE_HOURS="24")
+    before = run_script("status.py", env=env, check=0).stdout
+    assert "reference (names of indicators and dimensions): never refreshed" in before
+    run_script("start_scheduler.py", "--once", env=env, check=0)
+    shown = json.loads(run_script("status.py", "--json", env=env, check=0).stdout)["reference"]
+    assert shown["indicators"] == 3038 and shown["refresh_hours"] == 24
+    assert shown["dimensions"] == ["COUNTRY", "GLOBAL", "REGION", "SEX", "WORLDBANKINCOMEGROUP"]
+    text = run_script("status.py", env=env, check=0).stdout
+    assert "reference: 3038 indicators, values of COUNTRY, GLOBAL, REGION, SEX, WORLDBANKINCOMEGROUP" in text
+    assert "again after each job once it is older than 24 hours" in text

@@ -106,7 +106,7 @@ def test_a_batch_waiting_in_landing_or_staging_is_shown_as_waiting_not_as_succee
 def test_a_failed_load_shows_failed_with_its_error_and_its_batch_waiting(env, stub, database_url):
     run_script("start_scheduler.py", "--once", env=env, check=0)
     first, _ = _status(env)
-    _query(database_url, "ALTER TABLE fresh ALTER COLUMN comments TYPE varchar(200)")
+    _query(database_url, "DROP VIEW fresh_labeled; ALTER TABLE fresh ALTER COLUMN comments TYPE varchar(200)")
     stub.set_rows("GEN_F", generate_rows("GEN_F", ROWS, vary_every=2))
     assert run_script("start_scheduler.py", "--once", env=env).returncode == 1
     entry, text = _status(env)
@@ -137,7 +137,7 @@ def test_a_failed_extract_shows_failed_and_its_incomplete_batch(env, stub):
 def test_json_keeps_every_key_it_had_and_adds_the_freshness_ones(env):
     run_script("start_scheduler.py", "--once", env=env, check=0)
     shown = json.loads(run_script("status.py", "--json", env=env, check=0).stdout)
-    assert set(shown) == {"scheduler", "datasets", "unknown_datasets", "history_error"}
+    assert set(shown) == {"scheduler", "datasets", "unknown_datasets", "history_error", "reference"}
     [entry] = shown["datasets"]
     before = {"dataset", "indicator", "table", "enabled", "schedule", "next_run", "last_run"}
     added = {"last_job", "waiting", "rows", "rows_estimated", "last_changed", "last_changed_by"}

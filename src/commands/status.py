@@ -4,7 +4,7 @@ import argparse
 import json
 import sys
 
-from src import freshness, unknown_datasets
+from src import freshness, reference, unknown_datasets
 from src.commands.common import EXIT_FAILED, command
 from src.commands.status_text import format_status
 from src.db import Database
@@ -71,6 +71,12 @@ def collect_status(settings) -> dict:
     except Exception as exc:  # status must show what it can
         history_error = str(exc)
         found = {}
+    reference_state = None
+    if history_error is None:
+        try:
+            reference_state = reference.state(settings, Database(settings))
+        except Exception:  # the names are a convenience: status shows the rest
+            reference_state = None
     store = open_store(settings)
     datasets = []
     for dataset in settings.datasets.values():
@@ -97,6 +103,7 @@ def collect_status(settings) -> dict:
         },
         "datasets": datasets,
         "unknown_datasets": unknown_datasets.find(settings, store),
+        "reference": reference_state,
         "history_error": history_error,
     }
 

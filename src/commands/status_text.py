@@ -25,6 +25,7 @@ def format_status(data) -> str:
         lines.append(f"run history unavailable: {data['history_error']}")
     for entry in data["datasets"]:
         lines += _dataset_block(entry, scheduler["running"], bool(data["history_error"]))
+    lines.append("\n" + _reference_text(data.get("reference"), bool(data["history_error"])))
     for entry in data["unknown_datasets"]:
         held = ", ".join(f"{area} {entry[area]}" for area in unknown_datasets.AREAS if entry[area])
         lines.append(
@@ -32,6 +33,19 @@ def format_status(data) -> str:
             "remove them with: python3 scripts/status.py --remove-unknown"
         )
     return "\n".join(lines)
+
+
+def _reference_text(found, history_unavailable) -> str:
+    if found is None:
+        if history_unavailable:
+            return "reference (names of indicators and dimensions): unknown (database unavailable)"
+        return "reference (names of indicators and dimensions): never refreshed (python3 scripts/indicators.py refresh)"
+    when = "after each job once it is older than" if found["refresh_hours"] else "only by hand (GHO_REFERENCE_HOURS=0)"
+    hours = f" {found['refresh_hours']:g} hours" if found["refresh_hours"] else ""
+    return (
+        f"reference: {found['indicators']} indicators, values of {', '.join(found['dimensions']) or 'no dimension'}; "
+        f"refreshed {_when(found['refreshed_at'])}, again {when}{hours}"
+    )
 
 
 def _dataset_block(entry, scheduler_running, history_unavailable) -> list:

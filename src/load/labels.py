@@ -18,18 +18,19 @@ from src.reference import store
 
 log = logging.getLogger("gho_etl.load")
 
-# Staging column -> [(alias of the join, column of the joined table, name of the label)] placed after it.
+# Staging column -> [(alias of the join, column of the joined table, name of the label)] placed after it;
+# {column} is the table's name for the staging column (a dataset may rename dim1 to sex: sex_title).
 _LABELS = {
     "indicator_code": [("ind", "indicator_name", "indicator_name")],
     "spatial_dim_type": [("loc_type", "title", "location_type")],
     "spatial_dim": [("loc", "title", "location_name")],
     "parent_location": [("loc", "parent_title", "parent_region_name")],
-    "dim1_type": [("d1_type", "title", "dim1_type_title")],
-    "dim1": [("d1", "title", "dim1_title")],
-    "dim2_type": [("d2_type", "title", "dim2_type_title")],
-    "dim2": [("d2", "title", "dim2_title")],
-    "dim3_type": [("d3_type", "title", "dim3_type_title")],
-    "dim3": [("d3", "title", "dim3_title")],
+    "dim1_type": [("d1_type", "title", "{column}_title")],
+    "dim1": [("d1", "title", "{column}_title")],
+    "dim2_type": [("d2_type", "title", "{column}_title")],
+    "dim2": [("d2", "title", "{column}_title")],
+    "dim3_type": [("d3_type", "title", "{column}_title")],
+    "dim3": [("d3", "title", "{column}_title")],
     "data_source_dim_type": [("ds_type", "title", "data_source_dim_type_title")],
     "data_source_dim": [("ds", "title", "data_source_title")],
 }
@@ -61,7 +62,8 @@ def view_statement(schema, dataset, table_columns) -> sql.Composed:
         items.append(sql.SQL("f.{}").format(sql.Identifier(column)))
         for alias, source, label in _LABELS.get(roles.get(column), []):
             if alias in joins:
-                name = label if label not in taken else label + "_label"
+                name = label.format(column=column)[:63]
+                name = name if name not in taken else name[:57] + "_label"
                 taken.add(name)
                 items.append(
                     sql.SQL("{}.{} AS {}").format(sql.Identifier(alias), sql.Identifier(source), sql.Identifier(name))

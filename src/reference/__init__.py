@@ -64,6 +64,18 @@ def refresh(settings, database, client=None) -> RefreshResult:
     return result
 
 
+def state(settings, database):
+    """For status.py: what the reference holds and when a job refreshes it next, or None before a refresh."""
+    connection = database.connect()
+    try:
+        found = store.summary(connection)
+    finally:
+        connection.close()
+    if found is not None:
+        found["refresh_hours"] = settings.reference_hours or None
+    return found
+
+
 def add_dataset(settings, database, dataset, client=None) -> RefreshResult:
     """Fetch the values of the dimensions only this dataset's table brings (often none: no request)."""
     started = time.monotonic()

@@ -73,6 +73,22 @@ def due(connection, dataset_name, hours):
     return "dataset" if reference.DATASET_PREFIX + dataset_name not in state else None
 
 
+def summary(connection):
+    """What the reference holds ({refreshed_at, indicators, dimensions with values}), or None before a refresh."""
+    with connection, connection.cursor() as cursor:
+        if not reference.tables_exist(cursor, connection.schema):
+            return None
+        state = reference.refreshed(cursor, connection.schema)
+    if reference.CATALOGUE not in state:
+        return None
+    resources = {k: v for k, v in state.items() if not k.startswith(reference.DATASET_PREFIX)}
+    return {
+        "refreshed_at": min(at for _, _, at in resources.values()),
+        "indicators": state[reference.CATALOGUE][0],
+        "dimensions": sorted(k.split("/")[1] for k in resources if k.startswith("DIMENSION/")),
+    }
+
+
 def stored_dimensions(connection) -> tuple:
     """(codes of the dimension list, codes whose values were fetched), as the last refreshes left them."""
     with connection, connection.cursor() as cursor:
