@@ -175,15 +175,17 @@ def validate_datasets(raw) -> dict:
                 dataset.name, "table", f"{dataset.table!r} is already used by {owners[dataset.table]!r}"
             )
         owners[dataset.table] = dataset.name
+    views = {}
     for dataset in datasets.values():
         view = labeled_view_name(dataset.table)
-        if view in owners:
+        if view in owners or view in views:
             raise dataset_error(
-                owners[view],
+                owners.get(view, dataset.name),
                 "table",
-                f"{view!r} is the labelled view of {dataset.name!r} (table {dataset.table!r}; every table "
-                f"gets a view named <table>{LABELED_SUFFIX})",
+                f"{view!r} is the labelled view of {views.get(view, dataset.name)!r} (every table gets a view "
+                f"named <table>{LABELED_SUFFIX}, the table name cut to fit 63 characters)",
             )
+        views[view] = dataset.name
     return datasets
 
 

@@ -119,3 +119,18 @@ def test_the_added_file_names_a_fifo_without_hanging(script_env, tmp_path):
     env = dict(script_env, GHO_DATASETS_FILE=str(fifo))
     failed = run_script("indicators.py", "list", env=env, check=2, timeout=20)
     assert "is not a regular file" in failed.stderr
+
+
+@pytest.mark.parametrize("code", ["../Indicator", "WSH_WATER_BASIC?$filter=x", "A B"])
+def test_a_code_that_is_no_code_never_reaches_the_api(script_env, stub, code):
+    for verb in ("show", "add"):
+        failed = run_script("indicators.py", verb, code, env=script_env, check=2)
+        assert "is not a GHO indicator code" in failed.stderr
+    assert [r for r in stub.state.request_log() if r["path"] != "/api/Indicator"] == []
+
+
+def test_refresh_makes_a_configured_schema_that_does_not_exist_yet(script_env, database_url):
+    env = dict(script_env, GHO_DB_SCHEMA="brand_new")
+    shown = run_script("indicators.py", "refresh", env=env, check=0)
+    assert shown.stdout.startswith("reference: 3038 indicators")
+    assert scalar(database_url, "SELECT count(*) FROM brand_new.gho_indicators") == 3038

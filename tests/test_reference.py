@@ -153,6 +153,7 @@ def test_codes_from_the_data_never_reach_the_url_unless_the_api_lists_them(make_
     [
         ({"a": {"indicator": "X", "table": "gho_indicators"}}, "is reserved"),
         ({"a": {"indicator": "X"}, "b": {"indicator": "Y", "table": "a_labeled"}}, "is the labelled view of 'a'"),
+        ({"a": {"indicator": "X", "table": "t" * 55 + "1"}, "b": {"indicator": "Y", "table": "t" * 55 + "2"}}, "cut"),
     ],
 )
 def test_tables_named_like_the_reference_or_a_labelled_view_are_refused(raw, problem):
@@ -197,3 +198,45 @@ def test_status_says_what_the_reference_holds_and_when_it_was_refreshed(script_e
     text = run_script("status.py", env=env, check=0).stdout
     assert "reference: 3038 indicators, values of COUNTRY, GLOBAL, REGION, SEX, WORLDBANKINCOMEGROUP" in text
     assert "again after each job once it is older than 24 hours" in text
+
+
+def test_a_dataset_removed_leaves_no_stale_reference_behind(make_settings, database_url, stub):
+    water = {**DATASETS, "water": {"indicator": "WSH_WATER_BASIC"}}
+    run_pipeline(make_settings(water, reference_hours=24))
+    assert scalar(database_url, "SELECT count(*) FROM gho_reference WHERE resource LIKE '%RESIDENCEAREATYPE%'") == 1
+    scalar(database_url, "UPDATE gho_reference SET refreshed_at = now() - interval '25 hours' RETURNING 1")
+    run_pipeline(make_settings(DATASETS, reference_hours=24))  # water is gone: a full refresh without it
+    stale = "SELECT count(*) FROM gho_reference WHERE refreshed_at < now() - interval '1 hour'"
+    assert scalar(database_url, stale) == 0
+    assert scalar(database_url, "SELECT count(*) FROM gho_reference WHERE resource = 'dataset:water'") == 0
+    stub.state.reset()
+    run_pipeline(make_settings(DATASETS, reference_hours=24))
+    assert _reference_requests(stub) == []  # and so the next job has nothing to refresh
+
+
+def test_an_empty_answer_for_stored_values_is_retried_and_keeps_them(make_settings, database_url, stub):
+    settings = make_settings(DATASETS, reference_hours=24)
+    reference.refresh(settings, Database(settings))
+    stub.state.reference["DIMENSION/COUNTRY/DimensionValues"] = []  # GHO's transient empty answer
+    with pytest.raises(SourceUnavailable, match="no rows"):
+        reference.refresh(settings, Database(settings))
+    assert scalar(database_url, "SELECT count(*) FROM gho_dimension_values WHERE dimension = 'COUNTRY'") == 234
+
+
+def test_hostile_reference_text_is_stored_as_text_and_printed_safely(make_settings, database_url, stub, script_env):
+    stub.state.reference["Indicator"] = [
+        {"IndicatorCode": "EVIL", "IndicatorName": "water \x1b[31mRED\x1b[0m \x1b]0;pwned\x07" + "x" * 5000},
+        {"IndicatorCode": "has space and ' quote", "IndicatorName": "bad code"},
+        {"IndicatorCode": "NESTED", "IndicatorName": {"nested": [1, 2]}},
+    ]
+    stub.state.reference["DIMENSION/SEX/DimensionValues"] = [
+        {"Code": "SEX_BTSX", "Title": {"nested": [1]}, "Dimension": "SEX"},
+        {"Code": "SEX_BTSX", "Title": "Both sexes", "Dimension": "SEX"},
+    ]
+    settings = make_settings(DATASETS, reference_hours=24)
+    result = reference.refresh(settings, Database(settings))
+    assert (result.indicators, result.values["SEX"]) == (2, 1)  # counted as stored: one row per code
+    assert scalar(database_url, "SELECT indicator_name FROM gho_indicators WHERE indicator_code = 'NESTED'") is None
+    assert scalar(database_url, "SELECT title FROM gho_dimension_values WHERE code = 'SEX_BTSX'") == "Both sexes"
+    shown = run_script("indicators.py", "search", "water", env=dict(script_env, GHO_API_BASE_URL=stub.base_url))
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout and len(shown.stdout) < 1000

@@ -8,13 +8,17 @@ import argparse
 import re
 import sys
 
+import psycopg2
+
 from config import config as cfg
 from src import datasets_file, reference
 from src.catalogue import Catalogue, matches
 from src.commands.common import EXIT_CONFIG, EXIT_FAILED, SETTINGS_HELP, command, fail
 from src.db import Database
-from src.errors import EXIT_OK, GhoEtlError
-from src.settings import MODES
+from src.contracts.reference import labeled_view_name
+from src.errors import EXIT_OK, ConfigError, GhoEtlError
+from src.settings import INDICATOR_CODE, MODES
+from src.text import printable
 
 VERBS = "{search,show,add,remove,enable,disable,list,refresh}"
 
@@ -55,7 +59,13 @@ def _parser():
 
 def indicators_main(argv=None) -> int:
     def body(invocation):
-        return _VERBS[invocation.args.verb](invocation.settings, invocation.args)
+        code = getattr(invocation.args, "code", None)
+        if code is not None and not INDICATOR_CODE.match(code):
+            return fail(f"{printable(code, 80)!r} is not a GHO indicator code (letters, digits, _ . -)", EXIT_CONFIG)
+        try:
+            return _VERBS[invocation.args.verb](invocation.settings, invocation.args)
+        except psycopg2.Error as exc:
+            return fail(f"the database refused: {printable(str(exc).strip().splitlines()[0], 300)}", EXIT_FAILED)
 
     return command(_parser(), body, argv, logs="file", check_args=_check_args)
 
@@ -85,7 +95,7 @@ def _search(settings, args) -> int:
     width = max((len(code) for code, _ in found[: args.limit]), default=0)
     for code, name in found[: args.limit]:
         mark = f"  [dataset {', '.join(configured[code])}]" if code in configured else ""
-        print(f"{code.ljust(width)}  {name}{mark}")
+        print(f"{code.ljust(width)}  {printable(name, 200)}{mark}")
     more = f"; {len(found) - args.limit} more not shown (--limit)" if len(found) > args.limit else ""
     print(f"{len(found)} indicator(s) match {text!r} in {catalogue.source}{more}.")
     if found:
@@ -106,7 +116,7 @@ def _show(settings, args) -> int:
         titles = catalogue.dimension_titles() if used else {}
     finally:
         catalogue.close()
-    print(f"{args.code}  {name or '(not in the catalogue)'}")
+    print(f"{args.code}  {printable(name, 300) if name else '(not in the catalogue)'}")
     print(f"rows at WHO: {count if count is not None else 'unknown'}")
     if used:
         scope = f"in its first {seen} rows" if seen < count else "in all its rows"
@@ -152,10 +162,16 @@ def _add(settings, args) -> int:
             )
     entry = {"indicator": args.code, "enabled": not args.disabled}
     entry.update({key: getattr(args, key) for key in ("filter", "schedule", "mode", "table") if getattr(args, key)})
-    datasets_file.edit(cfg.DATASETS_FILE, cfg.DATASET_CONFIG, lambda entries: {**entries, name: entry})
+
+    def change(entries):
+        if name in entries or name in cfg.DATASET_CONFIG:  # again under the lock: another add may have won
+            raise ConfigError(f"dataset {name!r} exists already; choose another with --name")
+        return {**entries, name: entry}
+
+    datasets_file.edit(cfg.DATASETS_FILE, cfg.DATASET_CONFIG, change)
     dataset = _reloaded(name)
     print(
-        f"added dataset {name} ({args.code}{': ' + title if title else ''}; table {dataset.table}, "
+        f"added dataset {name} ({args.code}{': ' + printable(title, 200) if title else ''}; table {dataset.table}, "
         f"{dataset.schedule.text}{', disabled' if args.disabled else ''}) to {cfg.DATASETS_FILE}"
     )
     print(f"Run it now: python3 scripts/start_scheduler.py --once --dataset {name}")
@@ -185,7 +201,7 @@ def _remove(settings, args) -> int:
     )
     print(f"removed dataset {name} from {cfg.DATASETS_FILE}")
     print(
-        f"Its table {table} and the view {table}_labeled stay in the database; folders it left behind: "
+        f"Its table {table} and the view {labeled_view_name(table)} stay in the database; folders it left behind: "
         "python3 scripts/status.py --remove-unknown"
     )
     return EXIT_OK
@@ -228,7 +244,13 @@ def _list(settings, args) -> int:
 
 
 def _refresh(settings, args) -> int:
-    result = reference.refresh(settings, Database(settings))
+    database = Database(settings)
+    connection = database.connect()
+    try:
+        Database.ensure_schema(connection)  # GHO_DB_SCHEMA may not exist before the first load
+    finally:
+        connection.close()
+    result = reference.refresh(settings, database)
     print(result.summary())
     return EXIT_OK
 

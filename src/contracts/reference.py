@@ -83,7 +83,7 @@ def ensure_tables(cursor, schema) -> None:
 
 
 def tables_exist(cursor, schema) -> bool:
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [f'"{schema}"."{STATE_TABLE}"'])
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [qualified(schema, STATE_TABLE).as_string(cursor)])
     return cursor.fetchone()[0]
 
 

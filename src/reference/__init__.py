@@ -16,7 +16,14 @@ import psycopg2
 from src.contracts import reference
 from src.errors import GhoEtlError
 from src.reference import store
-from src.sources.gho_odata.reference import CATALOGUE_FIELDS, DIMENSION_FIELDS, VALUE_FIELDS, ReferenceClient
+from src.sources.gho_odata.reference import (
+    CATALOGUE_FIELDS,
+    DIMENSION_CODE,
+    DIMENSION_FIELDS,
+    INDICATOR_CODE,
+    VALUE_FIELDS,
+    ReferenceClient,
+)
 
 log = logging.getLogger("gho_etl.reference")
 
@@ -48,20 +55,26 @@ def refresh(settings, database, client=None) -> RefreshResult:
     client = client or ReferenceClient(settings)
     try:
         used = store.dimensions_in_use(connection, datasets)
-        catalogue = client.rows(reference.CATALOGUE, CATALOGUE_FIELDS, "IndicatorCode", must_have_rows=True)
-        dimensions = client.rows(reference.DIMENSION_LIST, DIMENSION_FIELDS, "Code", must_have_rows=True)
+        held = store.value_counts(connection)
+        catalogue = client.rows(reference.CATALOGUE, CATALOGUE_FIELDS, "IndicatorCode", True, INDICATOR_CODE)
+        dimensions = client.rows(reference.DIMENSION_LIST, DIMENSION_FIELDS, "Code", True, DIMENSION_CODE)
         known = {row["Code"] for row in dimensions}
         wanted = sorted(code for code in set(BASE_DIMENSIONS) | set().union(*used.values()) if code in known)
-        values = {code: client.rows(reference.values_resource(code), VALUE_FIELDS, "Code") for code in wanted}
-        store.replace(connection, catalogue, dimensions, values, used)
+        values = {code: _values(client, code, held) for code in wanted}
+        counts = store.replace(connection, catalogue, dimensions, values, used)
     finally:
         connection.close()
         if own_client:
             client.close()
-    result = RefreshResult(len(catalogue), len(dimensions), {code: len(rows) for code, rows in values.items()})
+    result = RefreshResult(counts["indicators"], counts["dimensions"], counts["values"])
     result.seconds = time.monotonic() - started
     log.info(result.summary(), extra={"indicators": result.indicators, "duration_s": round(result.seconds, 3)})
     return result
+
+
+def _values(client, code, held) -> list:
+    """A dimension's values; when some are stored already, an empty answer is retried, never stored."""
+    return client.rows(reference.values_resource(code), VALUE_FIELDS, "Code", must_have_rows=held.get(code, 0) > 0)
 
 
 def state(settings, database):
@@ -89,13 +102,13 @@ def add_dataset(settings, database, dataset, client=None) -> RefreshResult:
         known, fetched = store.stored_dimensions(connection)
         wanted = sorted(used[dataset.name] & known - fetched)
         client = client or ReferenceClient(settings)
-        values = {code: client.rows(reference.values_resource(code), VALUE_FIELDS, "Code") for code in wanted}
-        store.add_values(connection, values, used)
+        values = {code: _values(client, code, {}) for code in wanted}
+        values = store.add_values(connection, values, used)
     finally:
         connection.close()
         if own_client and client is not None:
             client.close()
-    result = RefreshResult(values={code: len(rows) for code, rows in values.items()})
+    result = RefreshResult(values=values)
     result.seconds = time.monotonic() - started
     if values:
         log.info(

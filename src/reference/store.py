@@ -85,8 +85,19 @@ def summary(connection):
     return {
         "refreshed_at": min(at for _, _, at in resources.values()),
         "indicators": state[reference.CATALOGUE][0],
-        "dimensions": sorted(k.split("/")[1] for k in resources if k.startswith("DIMENSION/")),
+        "dimensions": sorted(
+            k.split("/")[1] for k, (rows, _, _) in resources.items() if k.startswith("DIMENSION/") and rows
+        ),
     }
+
+
+def value_counts(connection) -> dict:
+    """Dimension code -> values stored by the last refreshes ({} before the first)."""
+    with connection, connection.cursor() as cursor:
+        if not reference.tables_exist(cursor, connection.schema):
+            return {}
+        state = reference.refreshed(cursor, connection.schema)
+    return {k.split("/")[1]: rows for k, (rows, _, _) in state.items() if k.startswith("DIMENSION/")}
 
 
 def stored_dimensions(connection) -> tuple:
@@ -109,29 +120,44 @@ def replace(connection, catalogue, dimensions, values, used) -> None:
         cursor.execute(sql.SQL("DELETE FROM {}").format(tables["indicators"]))
         _insert(cursor, tables["indicators"], ("indicator_code", "indicator_name", "language"), indicators)
         cursor.execute(sql.SQL("DELETE FROM {}").format(tables["dimensions"]))
-        _insert(cursor, tables["dimensions"], ("code", "title"), _unique(dimensions, lambda r: r["Code"]))
-        state = [(reference.CATALOGUE, len(indicators), None), (reference.DIMENSION_LIST, len(dimensions), None)]
-        _store_values(cursor, tables, values, used, state)
+        _insert(cursor, tables["dimensions"], ("code", "title"), _unique(dimensions, lambda r: r["Code"], _titled))
+        listed = _unique(dimensions, lambda r: r["Code"])
+        state = [(reference.CATALOGUE, len(indicators), None), (reference.DIMENSION_LIST, len(listed), None)]
+        # What no configured dataset uses any more goes, so nothing stale is left to make a refresh due.
+        cursor.execute(sql.SQL("DELETE FROM {} WHERE dimension <> ALL(%s)").format(tables["values"]), [list(values)])
+        cursor.execute(
+            sql.SQL(
+                "DELETE FROM {} WHERE resource <> ALL(%s) AND (resource LIKE 'DIMENSION/%%' OR resource LIKE %s)"
+            ).format(tables["state"]),
+            [
+                [reference.values_resource(c) for c in values] + [reference.DATASET_PREFIX + n for n in used],
+                reference.DATASET_PREFIX + "%",
+            ],
+        )
+        stored = _store_values(cursor, tables, values, used, state)
+    return {"indicators": len(indicators), "dimensions": len(listed), "values": stored}
 
 
 def add_values(connection, values, used) -> None:
-    """Add the values of dimensions new to the reference, and the datasets that use them."""
+    """Add the values of dimensions new to the reference, and the datasets that use them; rows stored by code."""
     ensure(connection)
     with connection, connection.cursor() as cursor:
         ledger.take_lock(cursor, "reference")
-        _store_values(cursor, reference.names(connection.schema), values, used, [])
+        return _store_values(cursor, reference.names(connection.schema), values, used, [])
 
 
-def _store_values(cursor, tables, values, used, state) -> None:
+def _store_values(cursor, tables, values, used, state) -> dict:
     cursor.execute(sql.SQL("DELETE FROM {} WHERE dimension = ANY(%s)").format(tables["values"]), [list(values)])
     columns = ("dimension", "code", "title", "parent_dimension", "parent_code", "parent_title")
+    stored = {}
     for code, rows in values.items():
-        rows = [{**row, "Dimension": code} for row in _unique(rows, lambda r: r["Code"])]
+        rows = [{**row, "Dimension": code} for row in _unique(rows, lambda r: r["Code"], _titled)]
         _insert(cursor, tables["values"], columns, rows)
-    state = state + [(reference.values_resource(code), len(rows), None) for code, rows in values.items()]
+        stored[code] = len(rows)
+    state = state + [(reference.values_resource(code), n, None) for code, n in stored.items()]
     state += [(reference.DATASET_PREFIX + name, len(codes), ",".join(sorted(codes))) for name, codes in used.items()]
     if not state:
-        return
+        return stored
     execute_values(
         cursor,
         sql.SQL(
@@ -142,6 +168,11 @@ def _store_values(cursor, tables, values, used, state) -> None:
         .as_string(cursor),
         state,
     )
+    return stored
+
+
+def _titled(row) -> bool:
+    return row.get("Title") is not None
 
 
 def _unique(rows, key, prefer=lambda row: True) -> list:

@@ -2,8 +2,9 @@
 
 They answer as GHO does whatever the mode, since the modes are about paging through indicator data. With the
 samples (../shared/gho_samples) they serve the real catalogue, dimension list and the dimension values saved
-there (COUNTRY, REGION, SEX, WORLDBANKINCOMEGROUP); a dimension listed without a saved sample answers with no
-values, except GLOBAL, whose one value is known. Tests may set any of them in `state.reference`.
+there (COUNTRY, REGION, SEX, WORLDBANKINCOMEGROUP); a dimension listed without a saved sample answers with
+no values, except GLOBAL and RESIDENCEAREATYPE, whose values are known (KNOWN_VALUES). Tests may set any
+of them in `state.reference`.
 """
 
 import re
@@ -17,7 +18,14 @@ DIMENSION_FIELDS = ("Code", "Title")
 VALUE_FIELDS = ("Code", "Title", "Dimension", "ParentDimension", "ParentCode", "ParentTitle")
 VALUES_PATH = re.compile(r"^DIMENSION/([^/]+)/DimensionValues$")
 _NO_PARENT = {"ParentDimension": None, "ParentCode": None, "ParentTitle": None}
-KNOWN_VALUES = {"GLOBAL": [{"Code": "GLOBAL", "Title": "Global", "Dimension": "GLOBAL", **_NO_PARENT}]}
+# Values GHO publishes that no sample holds, for dimensions the sampled indicators use.
+KNOWN_VALUES = {
+    "GLOBAL": [{"Code": "GLOBAL", "Title": "Global", "Dimension": "GLOBAL", **_NO_PARENT}],
+    "RESIDENCEAREATYPE": [
+        {"Code": f"RESIDENCEAREATYPE_{code}", "Title": title, "Dimension": "RESIDENCEAREATYPE", **_NO_PARENT}
+        for code, title in (("RUR", "Rural"), ("URB", "Urban"), ("TOTL", "Total"))
+    ],
+}
 FALLBACK_DIMENSIONS = (
     {"Code": "COUNTRY", "Title": "Country"},
     {"Code": "REGION", "Title": "WHO regions"},

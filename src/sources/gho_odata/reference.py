@@ -8,11 +8,17 @@ received must equal it. Every text field is returned as published, HTML entities
 
 import html
 import json
+import re
 
 from src.errors import ExtractError, TransientAnswer
 from src.sources.gho_odata.client import GhoClient
 
 MAX_PAGES = 100
+# A code of a dimension value: visible characters, no path or query separators (a dimension's own code,
+# which goes into a URL, is stricter: DIMENSION_CODE); an indicator's: as DATASET_CONFIG takes it.
+CODE = re.compile(r"^[^\x00-\x20\x7f/?#%\\]{1,100}$")
+DIMENSION_CODE = re.compile(r"^[A-Za-z0-9_]{1,100}$")
+INDICATOR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 # The fields kept of each resource's rows, and the one that must be a code.
 CATALOGUE_FIELDS = ("IndicatorCode", "IndicatorName", "Language")
 DIMENSION_FIELDS = ("Code", "Title")
@@ -21,10 +27,11 @@ _TITLE_FIELDS = {"IndicatorName", "Title", "ParentTitle"}
 
 
 def clean_text(value, decode_entities=False):
-    """A string PostgreSQL can hold (no NUL, no lone surrogate), entities decoded for titles; else None."""
-    if value is None or isinstance(value, bool):
+    """A string PostgreSQL can hold (no NUL, no lone surrogate), entities decoded for titles; None for a
+    value that is not text (a number, an object: never its repr)."""
+    if not isinstance(value, str):
         return None
-    text = value if isinstance(value, str) else str(value)
+    text = value
     if decode_entities:
         text = html.unescape(text)
     return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
@@ -39,9 +46,10 @@ class ReferenceClient:
     def close(self):
         self.client.close()
 
-    def rows(self, resource: str, fields, key: str, must_have_rows=False) -> list:
-        """Every row of /api/<resource> as dicts of `fields` (text cleaned); rows without a `key` are dropped."""
-        label = f"reference {resource}"
+    def rows(self, resource: str, fields, key: str, must_have_rows=False, code=CODE) -> list:
+        """Every row of /api/<resource> as dicts of `fields` (text cleaned); rows whose `key` is not a `code`
+        are dropped. `must_have_rows`: an empty answer is GHO's transient failure, retried."""
+        label = f"{resource} (reference data)"
         url, params = f"{self.client.base_url}/{resource}", {"$count": "true"}
         rows, count, visited = [], None, set()
 
@@ -63,7 +71,7 @@ class ReferenceClient:
             raise ExtractError(f"{label}: more than {MAX_PAGES} pages")
         if count is not None and len(rows) != count:
             raise ExtractError(f"{label}: {len(rows)} rows received, the API counts {count}")
-        return [_kept(row, fields) for row in rows if isinstance(row, dict) and _is_code(row.get(key))]
+        return [_kept(row, fields) for row in rows if isinstance(row, dict) and _is_code(row.get(key), code)]
 
 
 def _value(raw: bytes, label) -> list:
@@ -73,8 +81,8 @@ def _value(raw: bytes, label) -> list:
         raise ExtractError(f"{label}: the answer has no 'value' list") from None
 
 
-def _is_code(value) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 200 and "\x00" not in value
+def _is_code(value, pattern) -> bool:
+    return isinstance(value, str) and bool(pattern.match(value))
 
 
 def _kept(row, fields) -> dict:
