@@ -4,6 +4,7 @@ import hashlib
 import json
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from src.contracts import schema
 from src.contracts.landing import batch_file
@@ -39,10 +40,12 @@ def page_records(where, raw) -> list:
 class PageReader:
     """Reads, verifies and types the pages of one landing batch (called from worker threads)."""
 
-    def __init__(self, store, dataset, batch_id, extra_columns):
+    def __init__(self, store, dataset, batch_id, extra_columns, indicators=()):
         self.store, self.dataset, self.batch_id = store, dataset, batch_id
         self.extra_columns = extra_columns
         self.target = schema.arrow_schema(extra_columns)
+        # The codes the batch asked for (any case): a row of another indicator is rejected.
+        self.indicators = tuple(code.upper() for code in indicators)
 
     def read(self, page):
         """(where, bytes) of a page entry of the manifest; TransformError when it cannot be read."""
@@ -56,7 +59,21 @@ class PageReader:
     def __call__(self, page):
         """(typed table, its key hashes, rejected records with reasons, rows read)."""
         table, rejected, count = self._typed(page)
-        return table, key_hashes(table), rejected, count
+        table, foreign = self._own_rows(table, page)
+        return table, key_hashes(table), rejected + foreign, count
+
+    def _own_rows(self, table, page):
+        """The rows of the indicator(s) the page was asked for, and the others as rejects with their reason."""
+        wanted = (page.indicator.upper(),) if page.indicator else self.indicators
+        if not wanted or not table.num_rows:
+            return table, []
+        codes = pc.utf8_upper(table.column("indicator_code"))
+        own = pc.fill_null(pc.is_in(codes, value_set=pa.array(wanted)), False)
+        if pc.all(own).as_py():
+            return table, []
+        reason = f"indicator_code is not one this batch asked for ({', '.join(wanted)})"
+        foreign = table.filter(pc.invert(own)).to_pylist()
+        return table.filter(own), [(record, f"{reason}: {record['indicator_code']}") for record in foreign]
 
     def _typed(self, page):
         where, raw = self.read(page)

@@ -122,7 +122,8 @@ def _write_staging(temp, reader, manifest, arrow_schema, rejects, dataset_name):
 def stage(store, settings, dataset, batch_id, manifest, extra):
     """Type every page into the batch's staging file; return (rows in, rows staged, duplicates dropped, rejects)."""
     arrow_schema = with_content_hash(schema.arrow_schema(extra), content_hash(manifest))
-    reader = PageReader(store, dataset.name, batch_id, extra)
+    asked = manifest.request.get("indicators") or [manifest.request.get("indicator")]
+    reader = PageReader(store, dataset.name, batch_id, extra, [code for code in asked if code])
     rejects = RejectsFile(store, layout.rejects_file(dataset.name, batch_id), batch_id)
     landing_batch = store.describe(layout.landing_batch(dataset.name, batch_id))
     duplicates = 0
