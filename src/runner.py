@@ -52,7 +52,9 @@ class PhaseOutcome(PhaseResult):
         if self.phase == "extract":
             rows += " (no source count)" if self.source_count is None else f" (source count {self.source_count})"
         if self.phase == "load":
-            rows += f" written of {self.rows_in} staged"
+            rows += f" written of {self.rows_in} staged" + (
+                " (unchanged)" if self.rows_in and not self.rows_written else ""
+            )
         return f"{head} {rows}, {self.rows_rejected} rejects, {self.batches} batch(es), {self.seconds:.1f}s"
 
 

@@ -175,17 +175,15 @@ def validate_datasets(raw) -> dict:
                 dataset.name, "table", f"{dataset.table!r} is already used by {owners[dataset.table]!r}"
             )
         owners[dataset.table] = dataset.name
-    views = {}
     for dataset in datasets.values():
         view = labeled_view_name(dataset.table)
-        if view in owners or view in views:
+        if view in owners:
             raise dataset_error(
-                owners.get(view, dataset.name),
+                owners[view],
                 "table",
-                f"{view!r} is the labelled view of {views.get(view, dataset.name)!r} (every table gets a view "
-                f"named <table>{LABELED_SUFFIX}, the table name cut to fit 63 characters)",
+                f"{view!r} is the labelled view of {dataset.name!r} (every table gets a view named "
+                f"<table>{LABELED_SUFFIX})",
             )
-        views[view] = dataset.name
     return datasets
 
 

@@ -8,6 +8,7 @@ import json
 import psycopg2
 import pytest
 
+from src.contracts.reference import labeled_view_name
 from src.load.tables import index_name
 from tests.helpers import run_script, write_dataset_config
 from utils.gho_samples import generate_rows
@@ -41,6 +42,7 @@ def test_two_long_names_sharing_a_prefix_each_get_their_own_unique_index(script_
     for table in (first, second):
         assert _unique_indexes(database_url, "public", table) == [(index_name(table),)]
         assert _query(database_url, f"SELECT count(*) FROM {table} WHERE numeric_value = %s", [rows[0]["NumericValue"]])
+        assert _query(database_url, f"SELECT count(*) FROM {labeled_view_name(table)}") == [(40,)]  # a view each
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ makes (`src.load.labels`), by `scripts/indicators.py` and by `status.py`:
 Titles are stored as published with HTML entities decoded; codes are kept verbatim ("NA" is a code).
 """
 
+import hashlib
+
 from psycopg2 import sql
 
 INDICATORS_TABLE = "gho_indicators"
@@ -58,8 +60,11 @@ def values_resource(dimension: str) -> str:
 
 
 def labeled_view_name(table: str) -> str:
-    """`<table>_labeled`, cut to PostgreSQL's 63 characters (the table name is shortened, never the suffix)."""
-    return table[: 63 - len(LABELED_SUFFIX)] + LABELED_SUFFIX
+    """`<table>_labeled`; a table name too long for that (over 55 characters) gives `<its first 44>_<a hash
+    of it>_labeled`, so two long names sharing a prefix still get views of their own."""
+    if len(table) + len(LABELED_SUFFIX) <= 63:
+        return table + LABELED_SUFFIX
+    return f"{table[:44]}_{hashlib.sha256(table.encode()).hexdigest()[:10]}{LABELED_SUFFIX}"
 
 
 def qualified(schema, table):
