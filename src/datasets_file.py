@@ -28,7 +28,12 @@ def merge_datasets(base, added, source="GHO_DATASETS_FILE") -> dict:
         if not isinstance(entry, dict):
             raise ConfigError(f"{source}: dataset {name!r} must be an object of settings")
         known = merged.get(name)
-        merged[name] = {**known, **entry} if isinstance(known, dict) else entry
+        if isinstance(known, dict):
+            # indicator and indicators are one setting: the file's replaces the other spelling too.
+            replaced = {"indicator", "indicators"} if {"indicator", "indicators"} & set(entry) else set()
+            merged[name] = {**{k: v for k, v in known.items() if k not in replaced}, **entry}
+        else:
+            merged[name] = entry
     return merged
 
 

@@ -134,3 +134,14 @@ def test_refresh_makes_a_configured_schema_that_does_not_exist_yet(script_env, d
     shown = run_script("indicators.py", "refresh", env=env, check=0)
     assert shown.stdout.startswith("reference: 3038 indicators")
     assert scalar(database_url, "SELECT count(*) FROM brand_new.gho_indicators") == 3038
+
+
+def test_a_file_entry_may_turn_a_built_in_dataset_into_one_of_several_indicators():
+    from src.datasets_file import merge_datasets
+    from src.settings import validate_datasets
+
+    base = {"life": {"indicator": "WHOSIS_000001", "schedule": "every day at 03:00"}}
+    merged = merge_datasets(base, {"life": {"indicators": ["WHOSIS_000001", "WHOSIS_000015"]}})
+    dataset = validate_datasets(merged)["life"]
+    assert dataset.indicators == ("WHOSIS_000001", "WHOSIS_000015") and dataset.schedule.text == "every day at 03:00"
+    assert base == {"life": {"indicator": "WHOSIS_000001", "schedule": "every day at 03:00"}}  # untouched
