@@ -81,6 +81,7 @@ def edit(path: Path, base: dict, change) -> dict:
 
     if str(path) == os.devnull:
         raise ConfigError(f"GHO_DATASETS_FILE is {os.devnull}: set it to a file to add datasets to")
+    path = Path(os.path.realpath(path))  # a symlinked file stays a symlink: its target is what is rewritten
     path.parent.mkdir(parents=True, exist_ok=True)
     with _folder_lock(path.parent):
         entries = change(dict(read_entries(path)))

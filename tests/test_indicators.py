@@ -145,3 +145,16 @@ def test_a_file_entry_may_turn_a_built_in_dataset_into_one_of_several_indicators
     dataset = validate_datasets(merged)["life"]
     assert dataset.indicators == ("WHOSIS_000001", "WHOSIS_000015") and dataset.schedule.text == "every day at 03:00"
     assert base == {"life": {"indicator": "WHOSIS_000001", "schedule": "every day at 03:00"}}  # untouched
+
+
+def test_a_symlinked_datasets_file_stays_a_symlink_and_a_second_dataset_of_a_code_is_noted(script_env, tmp_path):
+    target = tmp_path / "kept" / "datasets.json"
+    target.parent.mkdir()
+    target.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    env = dict(script_env, GHO_DATASETS_FILE=str(link))
+    run_script("indicators.py", "add", "WSH_8", env=env, check=0)
+    again = run_script("indicators.py", "add", "WSH_8", "--name", "wsh_8_again", env=env, check=0)
+    assert "note: wsh_8 loads WSH_8 too" in again.stdout
+    assert link.is_symlink() and sorted(json.loads(target.read_text())) == ["wsh_8", "wsh_8_again"]

@@ -175,6 +175,9 @@ def _add(settings, args) -> int:
         f"{dataset.schedule.text}{', disabled' if args.disabled else ''}) to {cfg.DATASETS_FILE}"
     )
     print(f"Run it now: python3 scripts/start_scheduler.py --once --dataset {name}")
+    others = [n for n in _configured(settings).get(args.code, []) if n != name]
+    if others:
+        print(f"note: {', '.join(others)} loads {args.code} too (into its own table)")
     return EXIT_OK
 
 
