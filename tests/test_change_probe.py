@@ -61,7 +61,7 @@ def _last_job(url, dataset="probed"):
 @pytest.fixture
 def probed(make_settings, stub):
     stub.set_rows("GEN_P", generate_rows("GEN_P", ROWS))
-    return make_settings({"probed": {"indicator": "GEN_P"}})
+    return make_settings({"probed": {"indicator": "GEN_P"}}, full_refresh_days=7)
 
 
 def _assert_probe_skipped(job, stub_requests, rows=ROWS):
@@ -95,7 +95,7 @@ def test_an_unchanged_refresh_asks_one_question_and_writes_nothing(probed, stub,
 def test_a_dataset_of_two_indicators_is_probed_once_per_indicator(make_settings, stub):
     stub.set_rows("GEN_A", generate_rows("GEN_A", 90))
     stub.set_rows("GEN_B", generate_rows("GEN_B", 60, seed=2))
-    settings = make_settings({"probed": {"indicators": ["GEN_A", "GEN_B"]}})
+    settings = make_settings({"probed": {"indicators": ["GEN_A", "GEN_B"]}}, full_refresh_days=7)
     _job(settings)
     stub.clear_requests()
     second = _job(settings)
@@ -201,7 +201,7 @@ def test_a_server_that_answers_the_probe_wrongly_never_skips_a_download(probed, 
 
 def test_a_second_identical_download_is_neither_transformed_nor_loaded(make_settings, stub, database_url):
     stub.set_rows("GEN_P", generate_rows("GEN_P", ROWS))
-    settings = make_settings({"probed": {"indicator": "GEN_P", "probe": False}})
+    settings = make_settings({"probed": {"indicator": "GEN_P", "probe": False}}, full_refresh_days=7)
     _job(settings)
     staging = Layout(settings.data_dir).staging("probed")
     before = staging.stat().st_mtime_ns
@@ -226,7 +226,7 @@ def test_a_second_identical_download_is_neither_transformed_nor_loaded(make_sett
 
 @requires_samples
 def test_an_unchanged_refresh_of_the_real_sample_is_probed(make_settings, stub, database_url):
-    settings = make_settings()
+    settings = make_settings(full_refresh_days=7)
     assert _job(settings, "life_expectancy_at_birth")["load"].rows_written == 12936
     stub.clear_requests()
     _assert_probe_skipped(_job(settings, "life_expectancy_at_birth"), _data_requests(stub), rows=12936)

@@ -18,8 +18,7 @@ def _scalar(url, text):
 
 def test_unchanged_runs_leave_bounded_history_and_ledger(script_env, tmp_path, stub, database_url):
     stub.set_rows("GEN_T", generate_rows("GEN_T", 40))
-    # Downloaded every run (no change probe): each identical batch adds a skipped row to the ledger.
-    config = write_dataset_config(tmp_path, {"kept": {"indicator": "GEN_T", "probe": False}})
+    config = write_dataset_config(tmp_path, {"kept": {"indicator": "GEN_T"}})
     env = dict(script_env, DATASET_CONFIG_FILE=str(config), GHO_HISTORY_RUNS="10")
     for _ in range(6):
         run_script("start_scheduler.py", "--once", env=env, check=0)

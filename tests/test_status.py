@@ -61,6 +61,7 @@ def test_a_first_run_shows_its_rows_and_when_values_changed(env, database_url):
 
 
 def test_an_unchanged_run_says_unchanged_and_keeps_the_time_values_last_changed(env, stub):
+    env = dict(env, GHO_FULL_REFRESH_DAYS="7")  # the change probe on, as by default
     run_script("start_scheduler.py", "--once", env=env, check=0)
     first, _ = _status(env)
     run_script("start_scheduler.py", "--once", env=env, check=0)

@@ -15,7 +15,6 @@ import psycopg2
 from src.contracts import ledger, staging
 from src.contracts.layout import Layout
 from src.contracts.ledger import LedgerEntry
-from src.db import Database
 from src.load.columns import TableColumns
 from src.load.tables import fingerprint, target_of
 from src.locks import phase_lock
@@ -49,9 +48,7 @@ def table_holds_last_batch(settings, dataset, database) -> bool:
 def _in_transaction(settings, dataset, database, work):
     with phase_lock(Layout(settings.data_dir), dataset.name, "load"):
         connection = database.connect()
-        try:
-            Database.ensure_schema(connection)
-            ledger.ensure_ledger(connection)
+        try:  # no DDL: without the ledger (or the table) there is no last batch to compare with
             with connection.cursor() as cursor:
                 ledger.take_lock(cursor, dataset.name)
                 found = work(cursor)
