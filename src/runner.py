@@ -50,8 +50,12 @@ class PhaseOutcome(PhaseResult):
         if not self.ok:
             return f"{head} FAILED after {self.seconds:.1f}s: {self.error}"
         if self.unchanged_by:
-            what = "nothing downloaded" if self.phase == "extract" else "nothing to do"
-            return f"{head} unchanged ({self.unchanged_by}), {what}, {self.rows_in} rows as before, {self.seconds:.1f}s"
+            what, rows = (
+                ("nothing downloaded", self.source_count)
+                if self.phase == "extract"
+                else ("nothing to do", self.rows_in)
+            )
+            return f"{head} unchanged ({self.unchanged_by}), {what}, {rows} rows as before, {self.seconds:.1f}s"
         rows = f"{self.rows_written} rows"
         if self.phase == "extract":
             rows += " (no source count)" if self.source_count is None else f" (source count {self.source_count})"

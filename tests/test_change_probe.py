@@ -20,7 +20,7 @@ from src.freshness import job_of, summarize_runs
 from src.run_history import RunHistory
 from src.runner import Runner
 from src.settings import validate_datasets
-from tests.helpers import requires_samples
+from tests.helpers import requires_samples, run_script, write_dataset_config
 from utils.gho_samples import generate_rows
 
 ROWS = 240
@@ -247,3 +247,20 @@ def test_a_table_that_no_longer_holds_its_last_batch_is_downloaded_in_full(probe
     )
     assert _job(chosen)["extract"].unchanged_by is None, "another choice of columns: the table must follow it"
     assert _job(chosen)["extract"].unchanged_by == "probe"
+
+
+def test_the_scripts_say_unchanged_probe_and_full_refresh_downloads(tmp_path, script_env, stub):
+    stub.set_rows("GEN_P", generate_rows("GEN_P", ROWS))
+    config = write_dataset_config(tmp_path, {"probed": {"indicator": "GEN_P"}})
+    env = dict(script_env, DATASET_CONFIG_FILE=str(config), GHO_FULL_REFRESH_DAYS="7")
+    run_script("start_scheduler.py", "--once", env=env, check=0)
+    second = run_script("start_scheduler.py", "--once", env=env, check=0).stdout
+    assert f"extract probed: unchanged (probe), nothing downloaded, {ROWS} rows as before" in second
+    assert "transform probed: unchanged (probe), nothing to do" in second
+    assert "load probed: unchanged (probe), nothing to do" in second
+    status = run_script("status.py", env=env, check=0).stdout
+    assert "last job: unchanged (probe) at " in status
+    full = run_script("start_extract.py", "--full-refresh", env=env, check=0).stdout
+    assert f"extract probed: {ROWS} rows (source count {ROWS})" in full
+    refused = run_script("start_scheduler.py", "--full-refresh", env=env, check=2)
+    assert "--full-refresh goes with --once" in refused.stderr
