@@ -80,6 +80,9 @@ ALERT_TIMEOUT = _env("GHO_ALERT_TIMEOUT", "20")
 # by hand (scripts/indicators.py refresh).
 REFERENCE_HOURS = _env("GHO_REFERENCE_HOURS", "24")
 
+# Days after a full download within which the change probe may skip one (0: every run downloads).
+FULL_REFRESH_DAYS = _env("GHO_FULL_REFRESH_DAYS", "7")
+
 # Run history (etl_runs) and ledger (etl_batches) kept: days, and runs per dataset at most.
 HISTORY_DAYS = _env("GHO_HISTORY_DAYS", "90")
 HISTORY_RUNS = _env("GHO_HISTORY_RUNS", "1000")

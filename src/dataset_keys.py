@@ -101,3 +101,11 @@ def _new_name(name, column, new) -> str:
     if new in schema.SYSTEM_COLUMN_NAMES:
         raise dataset_error(name, "rename", f"new name {new!r} for {column!r} is a PostgreSQL system column")
     return new
+
+
+def probe_flag(name, entry) -> bool:
+    """`probe`: whether the extract asks the API a cheap question before downloading (default true)."""
+    probe = entry.get("probe", True)
+    if not isinstance(probe, bool):
+        raise dataset_error(name, "probe", f"{probe!r} must be true or false")
+    return probe

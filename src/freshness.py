@@ -86,6 +86,7 @@ def summarize_runs(rows) -> dict:
         pid,
         run_host,
         trigger,
+        unchanged_by,
     ) in rows:
         if status == "running" and run_host == host and not psutil.pid_exists(pid):
             status = "abandoned"
@@ -99,6 +100,7 @@ def summarize_runs(rows) -> dict:
             "rows_written": written,
             "rows_rejected": rejected,
             "error": error,
+            "unchanged_by": unchanged_by,
         }
         run["finished_at"] = finished
     for run in runs.values():
@@ -133,6 +135,7 @@ def job_of(run):
         rows_rejected=sum(phase["rows_rejected"] or 0 for phase in phases.values()),
         error=phases[failed]["error"] if failed else None,
         failed_phase=failed,
+        unchanged_by=load.get("unchanged_by") if load and outcome == "unchanged" else None,
     )
     return job
 

@@ -63,7 +63,9 @@ class RunHistory:
                 self._reset()
                 return None
 
-    def finish(self, row_id, status, rows_in=None, rows_written=None, rows_rejected=None, batches=None, error=None):
+    def finish(
+        self, row_id, status, rows_in=None, rows_written=None, rows_rejected=None, batches=None, error=None, **extra
+    ):
         with self._lock:
             if row_id is None:
                 return
@@ -72,7 +74,9 @@ class RunHistory:
                 return
             try:
                 with connection, connection.cursor() as cursor:
-                    ledger.finish_run(cursor, row_id, status, rows_in, rows_written, rows_rejected, batches, error)
+                    ledger.finish_run(
+                        cursor, row_id, status, rows_in, rows_written, rows_rejected, batches, error, **extra
+                    )
             except Exception as exc:
                 log.warning("could not record the end of run %s: %s", row_id, exc)
                 self._reset()

@@ -13,12 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Optional
 
-from src import extract, load, reference, transform
+from src import extract, load, reference, transform, unchanged
 from src.contracts.results import PhaseResult
 from src.errors import GhoEtlError, StorageError
 from src.logs import log_context
 from src.redact import redact
 from src.run_history import new_run_id
+
 from src.text import one_line
 
 log = logging.getLogger("gho_etl.pipeline")
@@ -48,6 +49,13 @@ class PhaseOutcome(PhaseResult):
         head = f"{self.phase} {self.dataset}:"
         if not self.ok:
             return f"{head} FAILED after {self.seconds:.1f}s: {self.error}"
+        if self.unchanged_by:
+            what, rows = (
+                ("nothing downloaded", self.source_count)
+                if self.phase == "extract"
+                else ("nothing to do", self.rows_in)
+            )
+            return f"{head} unchanged ({self.unchanged_by}), {what}, {rows} rows as before, {self.seconds:.1f}s"
         rows = f"{self.rows_written} rows"
         if self.phase == "extract":
             rows += " (no source count)" if self.source_count is None else f" (source count {self.source_count})"
@@ -81,13 +89,14 @@ class Runner:
         self.database = database
         self.history = history
 
-    def run_phase(self, phase, dataset, run_id=None) -> PhaseOutcome:
+    def run_phase(self, phase, dataset, run_id=None, work=None) -> PhaseOutcome:
+        """Run `phase` (or `work`, in its place) for `dataset` and record it."""
         run_id = run_id or new_run_id()
         started = time.monotonic()
         with log_context(run_id=run_id, dataset=dataset.name, phase=phase):
             row_id = self.history.start(run_id, dataset.name, phase) if self.history else None
             try:
-                result = PHASE_RUNNERS[phase](self.settings, dataset, self.database)
+                result = (work or PHASE_RUNNERS[phase])(self.settings, dataset, self.database)
             except GhoEtlError as exc:
                 outcome = PhaseOutcome.failed(dataset.name, phase, redact(one_line(exc)), exc.exit_code)
             except Exception as exc:
@@ -111,6 +120,7 @@ class Runner:
                     rows_rejected=outcome.rows_rejected,
                     batches=outcome.batches,
                     error=outcome.error,
+                    unchanged_by=outcome.unchanged_by,
                 )
             log.log(
                 logging.INFO if outcome.ok else logging.ERROR,
@@ -145,10 +155,36 @@ class Runner:
                 log.info("stop requested: %s of %s left for the next run", phase, dataset.name)
                 break
             outcome = self.run_phase(phase, dataset, run_id)
+            if (
+                phase == "extract"
+                and outcome.unchanged_by
+                and tuple(phases) == PHASES
+                and not unchanged.table_intact(self, dataset)
+            ):
+                outcome = self.run_phase(phase, dataset, run_id, work=unchanged.full_extract)
             outcomes.append(outcome)
             if not outcome.ok:
                 break
+            if phase == "extract" and tuple(phases) == PHASES:
+                skipped = self._skip_unchanged(dataset, run_id, outcome)
+                if skipped:
+                    outcomes += skipped
+                    break
         if outcomes and all(o.ok for o in outcomes) and outcomes[-1].phase == PHASES[-1]:
             with log_context(run_id=run_id, dataset=dataset.name, phase="reference"):
                 reference.refresh_if_due(self.settings, self.database, dataset)
         return outcomes
+
+    def _skip_unchanged(self, dataset, run_id, extracted):
+        """The transform and the load recorded as unchanged, without running, when the extract's probe found
+        nothing new or its batch holds the pages of the last batch loaded; None when they must run."""
+        if extracted.unchanged_by:
+            rows, why = (extracted.source_count or 0), extracted.unchanged_by
+            if not unchanged.nothing_waits(self.settings, dataset):
+                return None  # an earlier batch still waits: transform and load take it
+        else:
+            rows, why = unchanged.same_pages(self.settings, dataset, self.database), "same pages"
+            if rows is None:
+                return None
+        result = PhaseResult(rows_in=rows, batches=0, unchanged_by=why)
+        return [self.run_phase(phase, dataset, run_id, work=lambda *_: result) for phase in PHASES[1:]]

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from src.contracts.ledger import SYSTEM_TABLES
 from src.contracts.reference import LABELED_SUFFIX, REFERENCE_TABLES, labeled_view_name
 from src.dataset_keys import INDICATOR_CODE, MAX_INDICATORS  # noqa: F401  (part of this module's surface)
-from src.dataset_keys import IDENTIFIER, dataset_error, indicator_codes, kept_columns, renames
+from src.dataset_keys import IDENTIFIER, dataset_error, indicator_codes, kept_columns, probe_flag, renames
 from src.datasets_file import configured_datasets
 from src.errors import ConfigError
 from src.redact import remember, remember_settings
@@ -28,7 +28,7 @@ DEFAULT_SCHEDULE = "every day at 02:00"
 # GHO rows are about 600 bytes of JSON; a few carry long comments.
 DEFAULT_BYTES_PER_ROW = 4096
 DEFAULT_MIN_PAGE_BYTES = 16 * 1024 * 1024
-ENTRY_KEYS = {"enabled", "indicator", "indicators", "filter", "table", "schedule", "mode", "columns", "rename"}
+ENTRY_KEYS = {"enabled", "indicator", "indicators", "filter", "table", "schedule", "mode", "columns", "rename", "probe"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Dataset:
     indicator_codes: tuple = ()
     kept: Optional[tuple] = None
     renames: tuple = ()
+    probe: bool = True
 
     @property
     def indicators(self) -> tuple:
@@ -93,6 +94,8 @@ class Settings:
     log_backup_count: int = 5
     extract_workers: int = 3
     max_page_bytes: Optional[int] = None
+    full_refresh_days: float = 7.0  # the probe may skip a download only this long after the last full one
+    full_refresh: bool = False  # --full-refresh: download whatever the probe says
 
     @property
     def page_bytes_limit(self) -> int:
@@ -161,6 +164,7 @@ def validate_dataset(name, entry) -> Dataset:
         indicator_codes=codes,
         kept=kept,
         renames=renames(name, entry, kept),
+        probe=probe_flag(name, entry),
     )
 
 
@@ -285,6 +289,7 @@ def load_settings() -> Settings:
         alert_timeout=_number("GHO_ALERT_TIMEOUT", cfg.ALERT_TIMEOUT, float, 1, 120),
         reference_hours=_number("GHO_REFERENCE_HOURS", cfg.REFERENCE_HOURS, float, 0, 8760),
         history_runs=_number("GHO_HISTORY_RUNS", cfg.HISTORY_RUNS, int, 10, 1_000_000),
+        full_refresh_days=_number("GHO_FULL_REFRESH_DAYS", cfg.FULL_REFRESH_DAYS, float, 0, 3650),
         max_page_bytes=(
             _number("GHO_MAX_PAGE_BYTES", cfg.GHO_MAX_PAGE_BYTES, int, 65536, 1 << 34)
             if cfg.GHO_MAX_PAGE_BYTES

@@ -92,6 +92,9 @@ def make_settings(tmp_path, stub, database_url):
             backoff_base=0.01,
             backoff_max=0.05,
             database_url=database_url,
+            # Every run downloads (the change probe is never asked), so a test's request log holds only the
+            # requests it is about; the change probe's tests turn it on.
+            full_refresh_days=0,
         )
         values.update(overrides)
         return Settings(**values)
@@ -116,5 +119,7 @@ def script_env(tmp_path, stub, database_url):
         GHO_PAGE_SIZE="5000",
         # Off, so a test's request log holds only the requests it is about; the reference tests turn it on.
         GHO_REFERENCE_HOURS="0",
+        # Likewise the change probe: every run downloads; the change probe's tests turn it on.
+        GHO_FULL_REFRESH_DAYS="0",
     )
     return env

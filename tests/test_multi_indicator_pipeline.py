@@ -55,7 +55,12 @@ def test_two_indicators_load_into_one_table_and_a_rerun_writes_nothing(script_en
     assert duplicate_keys(database_url, DATASET) == 0
 
     result = run_script("start_scheduler.py", "--once", env=env, check=0)
-    assert result.stdout.strip().splitlines()[2].startswith(f"load {DATASET}: 0 rows written of {ROWS} staged")
+    # The same pages as the batch loaded: neither transformed nor loaded (tests/test_change_probe.py)
+    assert (
+        result.stdout.strip()
+        .splitlines()[2]
+        .startswith(f"load {DATASET}: unchanged (same pages), nothing to do, {ROWS} rows as before")
+    )
     assert _rows(database_url, counted) == with_counts
     assert leftovers(tmp_path / "data") == []
 

@@ -61,6 +61,7 @@ def test_a_first_run_shows_its_rows_and_when_values_changed(env, database_url):
 
 
 def test_an_unchanged_run_says_unchanged_and_keeps_the_time_values_last_changed(env, stub):
+    env = dict(env, GHO_FULL_REFRESH_DAYS="7")  # the change probe on, as by default
     run_script("start_scheduler.py", "--once", env=env, check=0)
     first, _ = _status(env)
     run_script("start_scheduler.py", "--once", env=env, check=0)
@@ -69,9 +70,20 @@ def test_an_unchanged_run_says_unchanged_and_keeps_the_time_values_last_changed(
     assert job["run_id"] != first["last_job"]["run_id"]
     assert (job["outcome"], job["rows_written"], job["rows_checked"]) == ("unchanged", 0, ROWS)
     assert second["last_changed"] == first["last_changed"] and second["rows"] == ROWS
-    assert _line(text, "last job:").startswith(f"last job: unchanged (0 rows to write; {ROWS} rows checked) at ")
+    assert job["unchanged_by"] == "probe"  # the change probe found nothing new: nothing was downloaded
+    assert _line(text, "last job:").startswith("last job: unchanged (probe) at ")
+    assert _line(text, "last job:").endswith(
+        f"nothing downloaded: the API counts {ROWS} rows and names the same " "latest row as the last download"
+    )
     assert "rows written of" not in text
     assert second["last_run"]["outcome"] == "succeeded"  # the run itself, as scripts read it before
+    run_script("start_scheduler.py", "--once", "--full-refresh", env=env, check=0)
+    fourth, text = _status(env)
+    assert (fourth["last_job"]["outcome"], fourth["last_job"]["unchanged_by"]) == ("unchanged", "same pages")
+    assert _line(text, "last job:").endswith(
+        f"the download equals the batch last loaded ({ROWS} rows): not " "transformed, not loaded"
+    )
+    assert fourth["last_changed"] == first["last_changed"]
     stub.set_rows("GEN_F", generate_rows("GEN_F", ROWS, vary_every=3))
     run_script("start_scheduler.py", "--once", env=env, check=0)
     third, _ = _status(env)
@@ -144,8 +156,15 @@ def test_json_keeps_every_key_it_had_and_adds_the_freshness_ones(env):
     assert set(entry) == before | added
     run = {"run_id", "trigger", "started_at", "finished_at", "phases", "outcome", "duration_s"}
     assert set(entry["last_run"]) == run | {"rows_loaded", "rows_staged"}
-    assert set(entry["last_run"]["phases"]["load"]) == {"status", "rows_in", "rows_written", "rows_rejected", "error"}
-    job = {"rows_written", "rows_checked", "rows_rejected", "error", "failed_phase"}
+    assert set(entry["last_run"]["phases"]["load"]) == {
+        "status",
+        "rows_in",
+        "rows_written",
+        "rows_rejected",
+        "error",
+        "unchanged_by",
+    }
+    job = {"rows_written", "rows_checked", "rows_rejected", "error", "failed_phase", "unchanged_by"}
     assert set(entry["last_job"]) == run - {"phases"} | job
     assert set(entry["waiting"]) == set(NOTHING_WAITS)
 

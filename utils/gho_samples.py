@@ -139,13 +139,15 @@ class SampleLibrary:
 def generate_rows(indicator: str, count: int, seed: int = 1, vary_every: int = 0) -> list:
     """`count` GHO-shaped rows: countries x years x sexes, with published ranges.
 
-    With `vary_every=k`, every k-th row's value is revised (+1.5): the same
-    indicator a day later, for merge tests and the benchmark.
+    With `vary_every=k`, every k-th row's value is revised (+1.5) and carries a
+    later `Date`, as WHO republishes: the same indicator a day later, for merge
+    tests and the benchmark.
     """
     rng = random.Random(f"{indicator}:{seed}")
     sexes = ("SEX_MLE", "SEX_FMLE", "SEX_BTSX")
     regions = (("AFR", "Africa"), ("AMR", "Americas"), ("EUR", "Europe"), ("EMR", "Eastern Mediterranean"))
     published = datetime(2024, 8, 2, 9, 43, 39, tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
+    republished = datetime(2024, 8, 3, 9, 43, 39, tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
     rows = []
     years_per_country = 60
     for position in range(count):
@@ -155,7 +157,8 @@ def generate_rows(indicator: str, count: int, seed: int = 1, vary_every: int = 0
         value = round(rng.uniform(40, 85), 5)
         spread = round(rng.uniform(0.2, 3), 5)
         low, high = round(value - spread, 5), round(value + spread, 5)
-        if vary_every and position % vary_every == 0:
+        revised = bool(vary_every) and position % vary_every == 0
+        if revised:
             value = round(value + 1.5, 5)
         region_code, region = regions[country % len(regions)]
         rows.append(
@@ -181,7 +184,7 @@ def generate_rows(indicator: str, count: int, seed: int = 1, vary_every: int = 0
                 "Low": low,
                 "High": high,
                 "Comments": None,
-                "Date": published,
+                "Date": republished if revised else published,
                 "TimeDimensionValue": str(year),
                 "TimeDimensionBegin": f"{year}-01-01T00:00:00+01:00",
                 "TimeDimensionEnd": f"{year}-12-31T00:00:00+01:00",

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from src.db import Database
 from src.errors import EXIT_OK, AlreadyRunning, ConfigError, GhoEtlError
@@ -62,6 +62,21 @@ def add_dataset_arguments(parser):
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="console shows warnings and errors only")
     verbosity.add_argument("-v", "--verbose", action="store_true", help="console shows debug messages")
+
+
+def add_full_refresh_argument(parser, what="download"):
+    parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help=f"{what} every dataset in full, whatever the change probe says (see GHO_FULL_REFRESH_DAYS)",
+    )
+
+
+def with_full_refresh(invocation):
+    """The settings, with `full_refresh` on when the command was given --full-refresh."""
+    if getattr(invocation.args, "full_refresh", False):
+        return replace(invocation.settings, full_refresh=True)
+    return invocation.settings
 
 
 def _console_level(args):

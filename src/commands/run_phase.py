@@ -7,9 +7,11 @@ from src.commands.common import (
     RESUMABLE,
     SETTINGS_HELP,
     add_dataset_arguments,
+    add_full_refresh_argument,
     command,
     report,
     runner_for,
+    with_full_refresh,
 )
 from src.errors import EXIT_OK
 
@@ -19,12 +21,14 @@ def phase_main(phase: str, description: str, argv=None) -> int:
         prog=f"start_{phase}.py", description=description, epilog=f"{PHASE_EXIT_CODES} {SETTINGS_HELP}"
     )
     add_dataset_arguments(parser)
+    if phase == "extract":
+        add_full_refresh_argument(parser)
 
     def body(invocation):
         if not invocation.datasets:
             print(f"{phase}: no enabled dataset in DATASET_CONFIG; nothing to do")
             return EXIT_OK
-        with runner_for(invocation.settings, trigger=f"start_{phase}") as runner:
+        with runner_for(with_full_refresh(invocation), trigger=f"start_{phase}") as runner:
             return report(runner.run_phase_for_all(phase, invocation.datasets))
 
     return command(parser, body, argv, interrupted=f"{phase} {RESUMABLE}")

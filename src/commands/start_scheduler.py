@@ -12,10 +12,12 @@ from src.commands.common import (
     EXIT_FAILED,
     SETTINGS_HELP,
     add_dataset_arguments,
+    add_full_refresh_argument,
     command,
     fail,
     report,
     runner_for,
+    with_full_refresh,
 )
 from src.alerts import Alerts
 from src.errors import EXIT_OK
@@ -42,6 +44,7 @@ def _parser():
     mode.add_argument("--once", action="store_true", help="run every enabled job once now, then exit")
     parser.add_argument("--run-now", action="store_true", help="run every job at start, then keep to the schedule")
     parser.add_argument("--workers", type=int, default=2, help="jobs that may run at the same time (default 2)")
+    add_full_refresh_argument(parser, "with --once: download")
     add_dataset_arguments(parser)
     return parser
 
@@ -54,7 +57,7 @@ def start_main(script_path, argv=None) -> int:
         if not datasets:
             return fail("no enabled dataset in DATASET_CONFIG: nothing to schedule", EXIT_CONFIG)
         if args.once:
-            return _run_once(settings, datasets)
+            return _run_once(with_full_refresh(invocation), datasets)
         if args.foreground or os.environ.get(_DETACHED_CHILD) == "1":
             return _serve(settings, datasets, args)
         return _detach(settings, script_path, argv if argv is not None else sys.argv[1:])
@@ -68,6 +71,8 @@ def start_main(script_path, argv=None) -> int:
 def _check_workers(parser, args):
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.full_refresh and not args.once:
+        parser.error("--full-refresh goes with --once (a scheduler downloads in full every GHO_FULL_REFRESH_DAYS)")
 
 
 def _run_once(settings, datasets) -> int:

@@ -79,12 +79,21 @@ def _took(seconds) -> str:
     return f"{seconds}s" if seconds is not None else "-"
 
 
+_UNCHANGED_BY = {
+    "probe": "nothing downloaded: the API counts {rows} rows and names the same latest row as the last download",
+    "same pages": "the download equals the batch last loaded ({rows} rows): not transformed, not loaded",
+}
+
+
 def _job_text(job) -> str:
     if job is None:
         return "never"
     at = f"at {_when(job['started_at'])} ({job['trigger']})"
     if job["outcome"] == "failed":
         return f"failed {at}, after {_took(job['duration_s'])}, in {job['failed_phase']}: {job['error']}"
+    if job["outcome"] == "unchanged" and job.get("unchanged_by"):
+        why = _UNCHANGED_BY.get(job["unchanged_by"], "{rows} rows").format(rows=job["rows_checked"])
+        return f"unchanged ({job['unchanged_by']}) {at}, took {_took(job['duration_s'])}: {why}"
     if job["outcome"] == "unchanged":
         figures = f"0 rows to write; {job['rows_checked']} rows checked"
     else:

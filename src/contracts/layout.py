@@ -12,6 +12,7 @@ from pathlib import Path
 LANDING = "landing"
 STAGING = "staging"
 REJECTS = "rejects"
+DOWNLOADS = "downloads"
 
 STAGING_SUFFIX = ".parquet"
 REJECTS_SUFFIX = ".jsonl"
@@ -31,6 +32,10 @@ def staging_dir(dataset: str) -> str:
 
 def staging_file(dataset: str, batch_id: str) -> str:
     return f"{STAGING}/{dataset}/{batch_id}{STAGING_SUFFIX}"
+
+
+def last_download(dataset: str) -> str:
+    return f"{DOWNLOADS}/{dataset}.json"
 
 
 def rejects_dir(dataset: str) -> str:

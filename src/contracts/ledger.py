@@ -11,6 +11,7 @@ advisory lock, so processes of different versions can share a database.
 """
 
 from dataclasses import astuple, dataclass
+from typing import Optional
 
 from psycopg2 import sql
 
@@ -44,7 +45,8 @@ _LEDGER_ADDITIONS = (
     "ALTER TABLE {} ADD COLUMN IF NOT EXISTS content_hash text, "
     "ADD COLUMN IF NOT EXISTS skipped boolean NOT NULL DEFAULT false, "
     "ADD COLUMN IF NOT EXISTS table_rows bigint, "
-    "ADD COLUMN IF NOT EXISTS table_fingerprint text"
+    "ADD COLUMN IF NOT EXISTS table_fingerprint text, "
+    "ADD COLUMN IF NOT EXISTS staging_columns text"
 )
 _RUNS_DDL = """CREATE TABLE IF NOT EXISTS {} (
     id bigserial PRIMARY KEY,
@@ -62,6 +64,7 @@ _RUNS_DDL = """CREATE TABLE IF NOT EXISTS {} (
     pid integer,
     host text,
     trigger text)"""
+_RUNS_ADDITIONS = "ALTER TABLE {} ADD COLUMN IF NOT EXISTS unchanged_by text"
 _RUNS_INDEX = "CREATE INDEX IF NOT EXISTS etl_runs_dataset_started ON {} (dataset, started_at DESC)"
 
 
@@ -83,6 +86,7 @@ def ensure_runs_table(connection) -> None:
     with connection, connection.cursor() as cursor:
         take_lock(cursor, "ddl")
         _execute(cursor, _RUNS_DDL, RUNS_TABLE)
+        _execute(cursor, _RUNS_ADDITIONS, RUNS_TABLE)
         _execute(cursor, _RUNS_INDEX, RUNS_TABLE)
 
 
@@ -104,6 +108,7 @@ class LedgerEntry:
     skipped: bool
     table_rows: int
     table_fingerprint: str
+    staging_columns: Optional[str] = None  # JSON list of the staging file's columns
 
 
 def is_applied(cursor, dataset: str, batch_id: str) -> bool:
@@ -112,10 +117,12 @@ def is_applied(cursor, dataset: str, batch_id: str) -> bool:
 
 
 def last_applied(cursor, dataset: str):
-    """(content hash, table, mode, rows in the table, its fingerprint) after the dataset's latest batch, or None."""
+    """(content hash, table, mode, rows in the table, its fingerprint, the staging columns (JSON), rows staged)
+    after the dataset's latest batch, or None."""
     _execute(
         cursor,
-        "SELECT content_hash, table_name, mode, table_rows, table_fingerprint FROM {} WHERE dataset = %s "
+        "SELECT content_hash, table_name, mode, table_rows, table_fingerprint, staging_columns, rows_staged "
+        "FROM {} WHERE dataset = %s "
         "ORDER BY loaded_at DESC, batch_id DESC LIMIT 1",
         LEDGER_TABLE,
         [dataset],
@@ -127,7 +134,8 @@ def record_batch(cursor, entry: LedgerEntry) -> None:
     _execute(
         cursor,
         "INSERT INTO {} (dataset, batch_id, table_name, mode, rows_staged, rows_inserted, rows_updated, "
-        "content_hash, skipped, table_rows, table_fingerprint) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "content_hash, skipped, table_rows, table_fingerprint, staging_columns) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         LEDGER_TABLE,
         list(astuple(entry)),
     )
@@ -185,13 +193,13 @@ def insert_run(cursor, run_id, dataset, phase, pid, host, trigger) -> int:
     return cursor.fetchone()[0]
 
 
-def finish_run(cursor, row_id, status, rows_in, rows_written, rows_rejected, batches, error) -> None:
+def finish_run(cursor, row_id, status, rows_in, rows_written, rows_rejected, batches, error, unchanged_by=None):
     _execute(
         cursor,
         "UPDATE {} SET status = %s, finished_at = now(), rows_in = %s, rows_written = %s, "
-        "rows_rejected = %s, batches = %s, error = %s WHERE id = %s",
+        "rows_rejected = %s, batches = %s, error = %s, unchanged_by = %s WHERE id = %s",
         RUNS_TABLE,
-        [status, rows_in, rows_written, rows_rejected, batches, error, row_id],
+        [status, rows_in, rows_written, rows_rejected, batches, error, unchanged_by, row_id],
     )
 
 
@@ -216,21 +224,24 @@ def _read_runs(database, statement) -> list:
 
 
 # Which run of each dataset `runs_of` reads: its latest, or its last complete job (one that failed, or whose load
-# applied at least one batch; a phase run alone by its script, or a load that found nothing, completes nothing).
+# applied at least one batch or was skipped as unchanged; a phase run alone by its script, or a load that found
+# nothing, completes nothing). `to_jsonb(runs)` reads `unchanged_by` also from a table made before it.
 RUN_CHOICES = {
     "latest": "",
-    "complete": "WHERE status = 'failed' OR (phase = 'load' AND status = 'succeeded' AND coalesce(batches, 1) > 0)",
+    "complete": "WHERE status = 'failed' OR (phase = 'load' AND status = 'succeeded' AND (coalesce(batches, 1) > 0 "
+    "OR to_jsonb(runs) ->> 'unchanged_by' IS NOT NULL))",
 }
 
 
 def runs_of(cursor, which="latest") -> list:
     """Every phase of each dataset's chosen run (`RUN_CHOICES`): (dataset, run_id, phase, status, started_at,
-    finished_at, rows_in, rows_written, rows_rejected, error, pid, host, trigger), oldest phase first."""
+    finished_at, rows_in, rows_written, rows_rejected, error, pid, host, trigger, unchanged_by), oldest phase
+    first."""
     statement = f"""WITH chosen AS (
-           SELECT DISTINCT ON (dataset) dataset, run_id FROM {{0}} {RUN_CHOICES[which]}
+           SELECT DISTINCT ON (dataset) dataset, run_id FROM {{0}} AS runs {RUN_CHOICES[which]}
            ORDER BY dataset, started_at DESC, id DESC)
        SELECT r.dataset, r.run_id, r.phase, r.status, r.started_at, r.finished_at, r.rows_in,
-              r.rows_written, r.rows_rejected, r.error, r.pid, r.host, r.trigger
+              r.rows_written, r.rows_rejected, r.error, r.pid, r.host, r.trigger, to_jsonb(r) ->> 'unchanged_by'
        FROM {{0}} r JOIN chosen USING (dataset, run_id) ORDER BY r.started_at, r.id"""
     return rows_if_exists(cursor, RUNS_TABLE, statement)
 

@@ -21,3 +21,6 @@ class PhaseResult:
     batches: int = 0
     source_count: Optional[int] = None
     details: Any = field(default_factory=list)
+    # Why the phase had nothing to do although its input may have been new: "probe" (the change probe
+    # found nothing new, so no download), "same pages" (the batch holds the pages of the last batch loaded).
+    unchanged_by: Optional[str] = None

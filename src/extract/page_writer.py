@@ -19,11 +19,14 @@ class PageWriter:
     leaves a state that only lists pages in the store. At most two pages wait
     in memory. The writer also computes each page's sha256 (off the fetching
     thread's path) and fills it into every state it writes, and into the
-    fetching side's pages on close (`fill_digests`).
+    fetching side's pages on close (`fill_digests`), and, given `scan`, what each page says for the
+    change probe.
     """
 
-    def __init__(self, store, dataset, batch_id):
+    def __init__(self, store, dataset, batch_id, scan=None):
         self.store = store
+        self.scan = scan  # page -> what it says for the change probe (`Source.page_fact`), kept in `facts`
+        self.facts = {}
         self.dataset = dataset
         self.batch_id = batch_id
         self.error = None
@@ -43,6 +46,8 @@ class PageWriter:
             try:
                 if name:
                     self.digests[name] = hashlib.sha256(raw).hexdigest()
+                    if self.scan is not None:
+                        self.facts[name] = self.scan(raw)
                 self.fill_digests(state["pages"])
                 if name:
                     self.store.write_bytes(batch_file(self.dataset, self.batch_id, name), raw)

@@ -19,6 +19,7 @@ from src.contracts.results import PhaseResult
 from src.errors import ExtractError, SourceChanged
 from src.extract.batches import indicators_of, open_batch, start_over
 from src.extract.page_writer import PageWriter
+from src.extract.probe import ChangeProbe
 from src.faultpoints import crash_point
 from src.locks import phase_lock
 from src.progress_bar import ProgressBar
@@ -38,13 +39,19 @@ class ExtractResult:
     seconds: float
     source_count: Optional[int] = None
     restarts: int = 0
+    unchanged_by: Optional[str] = None  # "probe": the change probe found nothing new, nothing was landed
 
 
 def run(settings, dataset, database=None) -> PhaseResult:
     """The phase as the runner calls it (extract needs no database)."""
     result = extract_dataset(settings, dataset)
     return PhaseResult(
-        rows_in=result.rows, rows_written=result.rows, batches=1, source_count=result.source_count, details=result
+        rows_in=result.rows,
+        rows_written=result.rows,
+        batches=0 if result.unchanged_by else 1,
+        source_count=result.source_count,
+        details=result,
+        unchanged_by=result.unchanged_by,
     )
 
 
@@ -58,11 +65,16 @@ def extract_dataset(settings, dataset, source=None, store=None) -> ExtractResult
         with phase_lock(Layout(settings.data_dir), dataset.name, "extract"):
             store.sweep(landing_dir(dataset.name))
             request = source.batch_request(dataset)
+            probe = ChangeProbe(settings, store, source, dataset, request)
+            if probe.unchanged():
+                seconds = time.monotonic() - started
+                return ExtractResult(dataset.name, "", 0, 0, False, seconds, probe.source_count(), 0, "probe")
             batch_id, state, resumed = open_batch(store, source, dataset, request)
-            state = _fetch_until_complete(store, source, dataset, request, batch_id, state)
+            state, page_facts = _fetch_until_complete(store, source, dataset, request, batch_id, state, probe.scan)
             manifest = _manifest(batch_id, dataset, request, state)
             crash_point("extract.before_manifest")
             landing.write_manifest(store, manifest)
+            probe.record(manifest, page_facts)
     finally:
         if own_source:
             source.close()
@@ -80,18 +92,18 @@ def extract_dataset(settings, dataset, source=None, store=None) -> ExtractResult
     return result
 
 
-def _fetch_until_complete(store, source, dataset, request, batch_id, state) -> dict:
+def _fetch_until_complete(store, source, dataset, request, batch_id, state, scan):
+    """(the complete state, what `scan` said of each page of it)."""
     while True:
         try:
             with ProgressBar(log, f"extract {dataset.name}") as bar:
-                _fetch(store, source, dataset, request, batch_id, state, bar)
-            return state
+                return state, _fetch(store, source, dataset, request, batch_id, state, bar, scan)
         except SourceChanged as change:
             state = start_over(store, source, dataset, request, batch_id, state, change)
 
 
-def _fetch(store, source, dataset, request, batch_id, state, bar):
-    writer = PageWriter(store, dataset.name, batch_id)
+def _fetch(store, source, dataset, request, batch_id, state, bar, scan) -> dict:
+    writer = PageWriter(store, dataset.name, batch_id, scan)
     try:
         source.fetch(request, state, writer, bar, dataset.name)
     except BaseException:
@@ -99,6 +111,7 @@ def _fetch(store, source, dataset, request, batch_id, state, bar):
         raise
     writer.close()
     writer.fill_digests(state["pages"])
+    return writer.facts
 
 
 def _manifest(batch_id, dataset, request, state) -> Manifest:

@@ -6,5 +6,6 @@ target's definition and evolution.
 """
 
 from src.load.phase import run
+from src.load.unchanged import record_if_loaded, table_holds_last_batch
 
-__all__ = ["run"]
+__all__ = ["run", "record_if_loaded", "table_holds_last_batch"]

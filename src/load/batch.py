@@ -8,6 +8,7 @@ whatever crashed afterwards. The staging file is deleted only after the commit.
 """
 
 import enum
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -108,6 +109,7 @@ def _apply_once(cursor, dataset, batch_id, staging):
         skipped=outcome is Outcome.IDENTICAL,
         table_rows=table_rows,
         table_fingerprint=table_fingerprint,
+        staging_columns=json.dumps(staging.schema_arrow.names),
     )
     ledger.record_batch(cursor, entry)
     return outcome, inserted, updated

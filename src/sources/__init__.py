@@ -15,6 +15,7 @@ indicators, the sum of their counts), `requests` (made so far) and `attempt`
 """
 
 from abc import ABC, abstractmethod
+from typing import Optional
 
 
 class Source(ABC):
@@ -36,6 +37,20 @@ class Source(ABC):
         raises SourceChanged when the source's rows changed under it (the
         extract then starts the batch over) and an ExtractError otherwise.
         """
+
+    def probe(self, request: dict) -> Optional[dict]:
+        """{indicator: facts} the source tells cheaply (JSON; equal facts mean nothing to download), or None
+        when it cannot tell; a source without a probe always downloads."""
+        return None
+
+    def page_fact(self, raw: bytes):
+        """What a landed answer's rows say about the probe's facts (JSON), for `confirms`."""
+        return None
+
+    def facts_of(self, pages: list) -> Optional[dict]:
+        """What `probe` answers, while the source holds what a complete download landed: `pages` are
+        (indicator, rows, first Id, `page_fact`) of its pages, in order; None when that cannot be said."""
+        return None
 
     @abstractmethod
     def backoff(self, attempt: int) -> float:

@@ -7,5 +7,6 @@ repeated natural keys; `rejects` writes the rows that cannot be typed.
 """
 
 from src.transform.phase import run
+from src.transform.stage import content_hash
 
-__all__ = ["run"]
+__all__ = ["run", "content_hash"]

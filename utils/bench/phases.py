@@ -17,7 +17,8 @@ def pipeline_env(url, work):
     """The scripts' environment: our database, a one-dataset config and folders under `work`, nothing inherited
     that could point them elsewhere (PG*, GHO_*, DATABASE_URL)."""
     config = work / "datasets.json"
-    config.write_text(json.dumps({DATASET: {"indicator": INDICATOR, "mode": "merge"}}))
+    # probe: false, so the unchanged re-run measures a full download, transform and load as before the probe.
+    config.write_text(json.dumps({DATASET: {"indicator": INDICATOR, "mode": "merge", "probe": False}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "GHO_")) and k != "DATABASE_URL"}
     env.update(
         DATABASE_URL=url,

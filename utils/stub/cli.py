@@ -38,6 +38,7 @@ mode settings (for /api/<CODE> data only; default: none, as GHO):
   ignore_skip (bool)   $skip is ignored
   ignore_keyset (bool) a trailing `Id gt N` bound of $filter is ignored
   no_count (bool)      $count is ignored
+  ignore_orderby, ignore_select, ignore_top (bool)  $orderby, $select or $top is ignored
   max_page_size (rows) server paging with @odata.nextLink
   cycle_links (bool)   with max_page_size: the second piece links back to the first
   next_link_base (URL) nextLinks on another base, e.g. http://127.0.0.1:9999/api

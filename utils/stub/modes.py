@@ -6,6 +6,7 @@ modes play the other servers a client must survive:
   ignore_skip=true    $skip is ignored
   ignore_keyset=true  a trailing `Id gt N` bound of $filter is ignored ($skip is honoured)
   no_count=true       $count is ignored
+  ignore_orderby=true, ignore_select=true, ignore_top=true   $orderby, $select or $top is ignored
   max_page_size=N     server paging: N rows an answer and an @odata.nextLink to the rest
   cycle_links=true    (with max_page_size) the second piece's nextLink points back to the first
   next_link_base=URL  nextLinks are built on this base (e.g. http://127.0.0.1:PORT/api)
@@ -17,6 +18,9 @@ DEFAULT_MODE = {
     "ignore_skip": False,
     "ignore_keyset": False,
     "no_count": False,
+    "ignore_orderby": False,
+    "ignore_select": False,
+    "ignore_top": False,
     "max_page_size": None,
     "cycle_links": False,
     "next_link_base": None,

@@ -59,8 +59,9 @@ class DataAnswer:
             else:
                 params["$filter"] = keyset[0]
             keyset = None
-        if self.mode["ignore_skip"]:
-            params.pop("$skip", None)
+        for name in ("skip", "orderby", "select", "top"):
+            if self.mode[f"ignore_{name}"]:
+                params.pop(f"${name}", None)
         return params, keyset
 
     def _rows_asked(self, rows, params, keyset, top):

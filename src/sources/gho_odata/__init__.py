@@ -7,6 +7,7 @@
 
 from src.redact import without_credentials
 from src.sources import Source
+from src.sources.gho_odata import probe
 from src.sources.gho_odata.client import GhoClient
 from src.sources.gho_odata.indicators import batch_request, fetch_batch, new_batch_state
 
@@ -24,6 +25,15 @@ class GhoODataSource(Source):
 
     def fetch(self, request, state, sink, bar, dataset_name) -> None:
         fetch_batch(self.client, request, state, sink, bar, dataset_name)
+
+    def probe(self, request: dict):
+        return probe.probe(self.client, request, request.get("indicators") or [request["indicator"]])
+
+    def page_fact(self, raw: bytes):
+        return probe.latest_row(raw)
+
+    def facts_of(self, pages):
+        return probe.facts_of(pages)
 
     def backoff(self, attempt: int) -> float:
         return self.client.backoff(attempt)
