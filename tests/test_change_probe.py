@@ -264,3 +264,10 @@ def test_the_scripts_say_unchanged_probe_and_full_refresh_downloads(tmp_path, sc
     assert f"extract probed: {ROWS} rows (source count {ROWS})" in full
     refused = run_script("start_scheduler.py", "--full-refresh", env=env, check=2)
     assert "--full-refresh goes with --once" in refused.stderr
+
+
+def test_a_first_run_says_nothing_about_a_ledger_that_does_not_exist_yet(script_env):
+    env = dict(script_env, GHO_FULL_REFRESH_DAYS="7")
+    first = run_script("start_scheduler.py", "--once", env=env, check=0)
+    assert "does not exist" not in first.stdout + first.stderr
+    assert "does not hold its last batch" not in first.stdout + first.stderr

@@ -11,6 +11,7 @@ import json
 import logging
 
 import psycopg2
+from psycopg2 import sql
 
 from src.contracts import ledger, staging
 from src.contracts.layout import Layout
@@ -50,6 +51,9 @@ def _in_transaction(settings, dataset, database, work):
         connection = database.connect()
         try:  # no DDL: without the ledger (or the table) there is no last batch to compare with
             with connection.cursor() as cursor:
+                if not _ledger_exists(cursor):  # a first run: nothing loaded yet, nothing to say
+                    connection.rollback()
+                    return None
                 ledger.take_lock(cursor, dataset.name)
                 found = work(cursor)
             if found is None:
@@ -62,6 +66,13 @@ def _in_transaction(settings, dataset, database, work):
             return None
         finally:
             connection.close()
+
+
+def _ledger_exists(cursor) -> bool:
+    where = getattr(cursor.connection, "schema", None)
+    name = sql.Identifier(where, ledger.LEDGER_TABLE) if where else sql.Identifier(ledger.LEDGER_TABLE)
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name.as_string(cursor)])
+    return cursor.fetchone()[0]
 
 
 def _proven(cursor, dataset):
