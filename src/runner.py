@@ -19,7 +19,6 @@ from src.errors import GhoEtlError, StorageError
 from src.logs import log_context
 from src.redact import redact
 from src.run_history import new_run_id
-
 from src.text import one_line
 
 log = logging.getLogger("gho_etl.pipeline")

@@ -15,6 +15,8 @@ from typing import Optional
 
 from psycopg2 import sql
 
+from src.contracts.catalog import relation_exists
+
 LEDGER_TABLE = "etl_batches"
 RUNS_TABLE = "etl_runs"
 SYSTEM_TABLES = (LEDGER_TABLE, RUNS_TABLE)
@@ -205,9 +207,7 @@ def finish_run(cursor, row_id, status, rows_in, rows_written, rows_rejected, bat
 
 def rows_if_exists(cursor, table, statement, params=None) -> list:
     """Rows of a query over one of our tables (`{}` stands for it); [] while the table does not exist."""
-    where = getattr(cursor.connection, "schema", None)
-    cursor.execute("SELECT to_regclass(%s)", [sql.Identifier(where, table).as_string(cursor) if where else table])
-    if cursor.fetchone()[0] is None:
+    if not relation_exists(cursor, table):
         return []
     _execute(cursor, statement, table, params)
     return cursor.fetchall()

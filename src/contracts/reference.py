@@ -16,6 +16,8 @@ import hashlib
 
 from psycopg2 import sql
 
+from src.contracts.catalog import relation_exists
+
 INDICATORS_TABLE = "gho_indicators"
 DIMENSIONS_TABLE = "gho_dimensions"
 VALUES_TABLE = "gho_dimension_values"
@@ -88,8 +90,7 @@ def ensure_tables(cursor, schema) -> None:
 
 
 def tables_exist(cursor, schema) -> bool:
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [qualified(schema, STATE_TABLE).as_string(cursor)])
-    return cursor.fetchone()[0]
+    return relation_exists(cursor, STATE_TABLE, schema)
 
 
 def refreshed(cursor, schema) -> dict:

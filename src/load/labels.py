@@ -14,6 +14,7 @@ import psycopg2
 from psycopg2 import sql
 
 from src.contracts import reference
+from src.contracts.catalog import column_names
 from src.reference import store
 
 log = logging.getLogger("gho_etl.load")
@@ -90,12 +91,7 @@ def ensure_labeled_view(connection, dataset) -> None:
     schema = connection.schema
     view = reference.qualified(schema, reference.labeled_view_name(dataset.table))
     with connection, connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
-            "ORDER BY ordinal_position",
-            [schema, dataset.table],
-        )
-        columns = [name for (name,) in cursor.fetchall()]
+        columns = column_names(cursor, dataset.table)
         if not columns:
             return
         select = view_statement(schema, dataset, columns)

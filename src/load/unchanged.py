@@ -11,9 +11,9 @@ import json
 import logging
 
 import psycopg2
-from psycopg2 import sql
 
 from src.contracts import ledger, staging
+from src.contracts.catalog import relation_exists
 from src.contracts.layout import Layout
 from src.contracts.ledger import LedgerEntry
 from src.load.columns import TableColumns
@@ -51,7 +51,7 @@ def _in_transaction(settings, dataset, database, work):
         connection = database.connect()
         try:  # no DDL: without the ledger (or the table) there is no last batch to compare with
             with connection.cursor() as cursor:
-                if not _ledger_exists(cursor):  # a first run: nothing loaded yet, nothing to say
+                if not relation_exists(cursor, ledger.LEDGER_TABLE):  # a first run: nothing loaded yet, nothing to say
                     connection.rollback()
                     return None
                 ledger.take_lock(cursor, dataset.name)
@@ -66,13 +66,6 @@ def _in_transaction(settings, dataset, database, work):
             return None
         finally:
             connection.close()
-
-
-def _ledger_exists(cursor) -> bool:
-    where = getattr(cursor.connection, "schema", None)
-    name = sql.Identifier(where, ledger.LEDGER_TABLE) if where else sql.Identifier(ledger.LEDGER_TABLE)
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name.as_string(cursor)])
-    return cursor.fetchone()[0]
 
 
 def _proven(cursor, dataset):

@@ -4,14 +4,10 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from src.contracts import ledger, reference
+from src.contracts.catalog import column_names, relation_exists
 
 # The staging columns that name a dimension; their values are dimension codes.
 TYPE_COLUMNS = ("spatial_dim_type", "dim1_type", "dim2_type", "dim3_type", "data_source_dim_type")
-
-
-def table_exists(cursor, schema, table) -> bool:
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [reference.qualified(schema, table).as_string(cursor)])
-    return cursor.fetchone()[0]
 
 
 def dimensions_in_use(connection, datasets) -> dict:
@@ -21,12 +17,12 @@ def dimensions_in_use(connection, datasets) -> dict:
         for dataset in datasets:
             columns = [dataset.column_for(column) for column in TYPE_COLUMNS]
             columns = [column for column in columns if column]
-            if not table_exists(cursor, connection.schema, dataset.table):
+            if not relation_exists(cursor, dataset.table):
                 continue
             used[dataset.name] = set()
             if not columns:
                 continue
-            present = _columns_of(cursor, connection.schema, dataset.table)
+            present = set(column_names(cursor, dataset.table))
             types = sql.SQL(", ").join(sql.Identifier(c) for c in columns if c in present)
             if types.seq:
                 cursor.execute(
@@ -36,14 +32,6 @@ def dimensions_in_use(connection, datasets) -> dict:
                 )
                 used[dataset.name] = {code for (code,) in cursor.fetchall() if code}
     return used
-
-
-def _columns_of(cursor, schema, table) -> set:
-    cursor.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
-        [schema, table],
-    )
-    return {name for (name,) in cursor.fetchall()}
 
 
 def ensure(connection) -> None:
