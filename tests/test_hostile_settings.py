@@ -97,6 +97,9 @@ def test_stop_scheduler_refuses_a_timeout_out_of_range(script_env, tmp_path, tim
         ("GHO_HISTORY_DAYS", "0", "GHO_HISTORY_DAYS='0' must be between 1 and 36500"),
         ("GHO_HISTORY_RUNS", "abc", "GHO_HISTORY_RUNS='abc' is not a whole number"),
         ("GHO_DB_SCHEMA", "x; DROP SCHEMA public", "GHO_DB_SCHEMA='x; drop schema public' must be a plain identifier"),
+        ("GHO_REFERENCE_HOURS", "nan", "GHO_REFERENCE_HOURS='nan' is not a finite number"),
+        ("GHO_REFERENCE_HOURS", "-1", "GHO_REFERENCE_HOURS='-1' must be between 0 and 8760"),
+        ("GHO_DATASETS_FILE", "/", "GHO_DATASETS_FILE /: is not a regular file"),
     ],
 )
 def test_a_new_setting_out_of_range(script_env, tmp_path, variable, value, message):
