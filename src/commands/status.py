@@ -41,7 +41,10 @@ def _show(settings, args) -> int:
     if args.remove_unknown:
         removed, busy = unknown_datasets.remove(settings, open_store(settings))
         for name in removed:
-            print(f"removed the landing, staging and rejects folders of {name} (no longer in DATASET_CONFIG)")
+            print(
+                f"removed the landing, staging and rejects folders and the last-download record of {name} "
+                "(no longer in DATASET_CONFIG)"
+            )
         for name in busy:
             print(f"error: left {name}: a phase of it is running; run again when it ends", file=sys.stderr)
         if not removed and not busy:

@@ -27,7 +27,7 @@ def format_status(data) -> str:
         lines += _dataset_block(entry, scheduler["running"], bool(data["history_error"]))
     lines.append("\n" + _reference_text(data.get("reference"), bool(data["history_error"])))
     for entry in data["unknown_datasets"]:
-        held = ", ".join(f"{area} {entry[area]}" for area in unknown_datasets.AREAS if entry[area])
+        held = ", ".join(f"{area} {entry[area]}" for area in (*unknown_datasets.AREAS, "downloads") if entry[area])
         lines.append(
             f"\n{entry['dataset']}: not in DATASET_CONFIG, its folders hold {held or 'nothing'}; "
             "remove them with: python3 scripts/status.py --remove-unknown"
