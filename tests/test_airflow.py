@@ -18,6 +18,7 @@ from src.errors import ConfigError
 from src.settings import validate_datasets
 from tests.airflow_checks import AirflowHome, migrate, our_records, requires_airflow
 from tests.helpers import PROJECT_ROOT, requires_samples
+from tests.s3_server import aws_env, bucket_fixture, keys, s3_endpoint_fixture  # noqa: F401
 
 WHOSIS_ROWS = 12936
 ONE_DATASET = {"life_expectancy_at_birth": {"indicator": "WHOSIS_000001"}}
@@ -76,12 +77,27 @@ def airflow(tmp_path, airflow_template):
 def dag_env(script_env, tmp_path):
     """The settings of the DAG run's workers: the stand-in, the test's database, this dataset config."""
 
-    def with_config(config):
+    def with_config(config, **extra):
         path = tmp_path / "dataset_config.json"
         path.write_text(json.dumps(config))
-        return {**script_env, "DATASET_CONFIG_FILE": str(path), "GHO_MAX_ATTEMPTS": "2"}
+        return {**script_env, "DATASET_CONFIG_FILE": str(path), "GHO_MAX_ATTEMPTS": "2", **extra}
 
     return with_config
+
+
+@pytest.fixture
+def s3_dag_env(dag_env, s3_endpoint, bucket):
+    """dag_env with landing and staging on moto's S3 server (the hand-off every worker shares)."""
+
+    def with_config(config, **extra):
+        return dag_env(config, **aws_env(s3_endpoint), GHO_HANDOFF_URL=f"s3://{bucket[0]}/gho", **extra)
+
+    return with_config
+
+
+def _batches_in(bucket, area):
+    name, s3 = bucket
+    return keys(s3, name, f"gho/{area}/life_expectancy_at_birth/")
 
 
 def _count(url, query):
@@ -138,8 +154,10 @@ def test_the_example_dags_file_and_an_untranslatable_schedule(tmp_path, airflow_
 
 @requires_airflow
 @requires_samples
-def test_a_dag_run_loads_whosis_and_a_second_run_writes_nothing(airflow, dag_env, database_url):
-    env = dag_env(ONE_DATASET)
+def test_a_dag_run_on_the_s3_hand_off_loads_whosis_and_a_second_run_writes_nothing(
+    airflow, s3_dag_env, bucket, database_url
+):
+    env = s3_dag_env(ONE_DATASET)
     done, first = airflow.run_dag(env, DAG_ID)
     assert first["state"] == "success", done.stdout[-4000:]
     assert {t: s["state"] for t, s in first["tasks"].items()} == dict.fromkeys(
@@ -150,6 +168,8 @@ def test_a_dag_run_loads_whosis_and_a_second_run_writes_nothing(airflow, dag_env
     loads = [r for r in records if r.get("phase") == "load" and r["logger"] == "gho_etl.pipeline" and "rows" in r]
     assert [r["rows"] for r in loads] == [WHOSIS_ROWS]
     assert {r["run_id"] for r in records if "run_id" in r} == {loads[0]["run_id"]}
+    # The batch went through the bucket and was deleted once loaded; the last download's record stays there.
+    assert keys(bucket[1], bucket[0]) == ["gho/downloads/life_expectancy_at_birth.json"]
 
     done, second = airflow.run_dag(env, DAG_ID)
     assert second["state"] == "success", done.stdout[-4000:]
@@ -178,15 +198,16 @@ def test_a_transient_failure_is_retried_and_a_terminal_one_is_not(airflow, dag_e
 
 @requires_airflow
 @requires_samples
-def test_a_task_killed_mid_way_and_retried_converges(airflow, dag_env, database_url):
+def test_a_task_killed_mid_way_and_retried_converges(airflow, s3_dag_env, bucket, database_url):
     at = "2026-12-01T02:00:00+00:00"
-    env = dag_env(ONE_DATASET)
+    env = s3_dag_env(ONE_DATASET)
     # The load's process is killed inside its transaction, everything written but COMMIT.
     done, killed = airflow.run_dag(
         {**env, "GHO_ETL_CRASH_AT": "load.before_commit"}, DAG_ID, "--at", at, expect_result=False
     )
     assert done.returncode == -signal.SIGKILL and killed is None
     assert _count(database_url, "SELECT to_regclass('etl_batches') IS NULL OR (SELECT count(*) = 0 FROM etl_batches)")
+    assert len(_batches_in(bucket, "staging")) == 1  # the transform's batch waits on S3 for the load
 
     # As Airflow's scheduler does to a task that stopped heartbeating: up_for_retry (tries are left), and
     # the same DAG run goes on with it; the tasks that succeeded are not run again.
@@ -196,6 +217,7 @@ def test_a_task_killed_mid_way_and_retried_converges(airflow, dag_env, database_
     assert retried["tasks"]["load"]["state"] == "success"
     assert _count(database_url, "SELECT count(*) FROM life_expectancy_at_birth") == WHOSIS_ROWS
     assert _count(database_url, "SELECT count(*) FROM etl_batches WHERE NOT skipped") == 1
+    assert keys(bucket[1], bucket[0]) == ["gho/downloads/life_expectancy_at_birth.json"]
     phases = "SELECT array_agg(phase || ' ' || status ORDER BY id) FROM etl_runs"
     assert _count(database_url, phases) == [
         "extract succeeded",
