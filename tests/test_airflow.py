@@ -18,7 +18,7 @@ from src.errors import ConfigError
 from src.settings import validate_datasets
 from tests.airflow_checks import AirflowHome, migrate, our_records, requires_airflow
 from tests.helpers import PROJECT_ROOT, requires_samples
-from tests.s3_server import aws_env, bucket_fixture, keys, s3_endpoint_fixture  # noqa: F401
+from tests.s3_server import CREDENTIALS, aws_env, bucket_fixture, keys, s3_endpoint_fixture  # noqa: F401
 
 WHOSIS_ROWS = 12936
 ONE_DATASET = {"life_expectancy_at_birth": {"indicator": "WHOSIS_000001"}}
@@ -170,6 +170,7 @@ def test_a_dag_run_on_the_s3_hand_off_loads_whosis_and_a_second_run_writes_nothi
     assert {r["run_id"] for r in records if "run_id" in r} == {loads[0]["run_id"]}
     # The batch went through the bucket and was deleted once loaded; the last download's record stays there.
     assert keys(bucket[1], bucket[0]) == ["gho/downloads/life_expectancy_at_birth.json"]
+    assert CREDENTIALS["aws_secret_access_key"] not in done.stdout + done.stderr
 
     done, second = airflow.run_dag(env, DAG_ID)
     assert second["state"] == "success", done.stdout[-4000:]
