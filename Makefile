@@ -2,11 +2,12 @@
 #   make run    every enabled dataset once, then where the data is and how to query it
 #   make demo   the same against the stand-in API (no internet needed)
 #   make test   the style check and the test suite (what CI runs)
+#   make airflow-env   .venv-airflow, the optional Airflow integration's own environment (make test makes it)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run demo test setup
+.PHONY: run demo test setup airflow-env
 
 run: setup
 	$(PY) utils/first_run.py
@@ -14,7 +15,7 @@ run: setup
 demo: setup
 	$(PY) utils/first_run.py --demo
 
-test: setup
+test: setup airflow-env
 	$(PY) utils/format_code.py --check
 	$(PY) run_tests.py -q
 
@@ -26,3 +27,7 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) utils/install_requirements.py
 	touch $@
+
+# Airflow lives in its own environment, never in $(VENV); made again when either requirements file changes.
+airflow-env: setup
+	$(PY) integrations/airflow/make_env.py .venv-airflow

@@ -65,6 +65,11 @@ PSQL_SERVER_PARAMS = {
 
 # --- Local state -------------------------------------------------------------
 DATA_DIR = Path(_env("GHO_DATA_DIR", str(PROJECT_ROOT / "data"))).expanduser()
+# Landing, staging, rejects and download records on object storage (s3://bucket/prefix, any S3-compatible
+# endpoint: AWS_ENDPOINT_URL and credentials the standard AWS way); unset: in DATA_DIR.
+HANDOFF_URL = _env("GHO_HANDOFF_URL")
+# Read only to be masked in every message and log (boto3 reads the credentials itself).
+AWS_SECRETS = tuple(v for v in (_env("AWS_SECRET_ACCESS_KEY"), _env("AWS_SESSION_TOKEN")) if v)
 LOG_DIR = Path(_env("GHO_LOG_DIR", str(PROJECT_ROOT / "logs"))).expanduser()
 LOG_LEVEL = _env("GHO_LOG_LEVEL", "INFO")
 LOG_MAX_BYTES = _env("GHO_LOG_MAX_BYTES", str(10 * 1024 * 1024))

@@ -22,6 +22,7 @@ once.
       DatabaseBusy                         transient: out of resources, a deadlock, shutting down
       DatabaseLimit                        a value or table PostgreSQL cannot hold (SQLSTATE class 54)
     StorageError                           the data folder cannot be written (read-only, full, denied)
+      StorageUnavailable                   transient: the object store (GHO_HANDOFF_URL) cannot be reached
 """
 
 EXIT_OK = 0
@@ -112,3 +113,9 @@ class DatabaseLimit(LoadError):
 
 class StorageError(GhoEtlError):
     """The data folder (landing, staging, rejects) cannot be written: read-only, full or denied."""
+
+
+class StorageUnavailable(StorageError):
+    """The object store holding the hand-off files cannot be reached, or failed after its retries."""
+
+    transient = True

@@ -1,7 +1,11 @@
-"""Single-instance locks on this machine: flock on a file, released by the kernel when the process dies.
+"""Single-instance locks: flock on a file on this machine, or the target database's advisory lock across machines.
 
-A killed run therefore never leaves a lock that blocks the next one, and no
-pid file is ever trusted to say who holds one.
+Both are released by the system when the process dies (the kernel closes the
+file; the server ends the session), so a killed run never leaves a lock that
+blocks the next one, and no pid file is ever trusted to say who holds one.
+Phase locks are flocks in the data directory while the hand-off files are
+there; with them on object storage (GHO_HANDOFF_URL), workers on other
+machines see the same files, so the lock must be one they share too.
 """
 
 import fcntl
@@ -9,7 +13,12 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from src.contracts.layout import Layout
 from src.errors import AlreadyRunning
+
+# The first key of our two-key advisory locks: the ledger's one-key locks (`ledger.take_lock`) live in another
+# key space, so a phase lock never collides with a load's transaction lock.
+PHASE_LOCK_CLASS = 0x67686F  # "gho"
 
 
 def try_lock(path: Path):
@@ -53,6 +62,40 @@ def exclusive(path: Path, busy_message: str):
         handle.close()
 
 
-def phase_lock(layout, dataset: str, phase: str):
-    """One phase of one dataset runs in one process at a time."""
+def phase_lock(where, dataset: str, phase: str):
+    """One phase of one dataset runs in one process at a time.
+
+    `where`: the settings (or, for the local folder alone, its `Layout`). With
+    the hand-off on object storage the lock is the target database's, held on
+    a connection of its own for the whole phase.
+    """
+    if getattr(where, "handoff_url", None):
+        return database_lock(where, f"{dataset}.{phase}", f"{phase} of {dataset} is already running elsewhere")
+    layout = where if isinstance(where, Layout) else Layout(where.data_dir)
     return exclusive(layout.lock_file(dataset, phase), f"{phase} of {dataset} is already running in another process")
+
+
+def lock_name(name: str) -> str:
+    return f"gho-etl:{name}"
+
+
+@contextmanager
+def database_lock(settings, name: str, busy_message: str):
+    """Hold a session-level advisory lock of the target database for the block; AlreadyRunning when taken.
+
+    Its connection is the lock: closed at the end of the block, or by the
+    server when this process dies, which releases it.
+    """
+    from src.db import Database
+
+    database = Database(settings)
+    connection = database.connect()
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [PHASE_LOCK_CLASS, lock_name(name)])
+            if not cursor.fetchone()[0]:
+                raise AlreadyRunning(f"{busy_message} (it holds the lock in {database.description()})")
+        yield
+    finally:
+        connection.close()

@@ -61,6 +61,7 @@ class Settings:
     max_page_bytes: Optional[int] = None
     full_refresh_days: float = 7.0  # the probe may skip a download only this long after the last full one
     full_refresh: bool = False  # --full-refresh: download whatever the probe says
+    handoff_url: Optional[str] = None  # s3://bucket/prefix: landing, staging, rejects there (src.storage.s3)
 
     @property
     def page_bytes_limit(self) -> int:
@@ -111,6 +112,23 @@ def _webhook(url):
     return url
 
 
+S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[^\s]*)?$")
+
+
+def _handoff(url, database_configured):
+    """GHO_HANDOFF_URL: s3://bucket[/prefix] on a configured database (its advisory locks are the phase locks)."""
+    if url is None:
+        return None
+    if not S3_URL.match(url) or "//" in url[len("s3://") :] or "/./" in url + "/" or "/../" in url + "/":
+        raise ConfigError(f"GHO_HANDOFF_URL={url!r} must be s3://bucket or s3://bucket/prefix (an S3 bucket name)")
+    if not database_configured:
+        raise ConfigError(
+            "GHO_HANDOFF_URL needs DATABASE_URL (or PGHOST...): phases on other machines lock each other out "
+            "with the target database's advisory locks"
+        )
+    return url.rstrip("/")
+
+
 def _flag(variable, text) -> bool:
     value = str(text).strip().lower()
     if value not in ("true", "false", "1", "0", "yes", "no"):
@@ -131,6 +149,7 @@ def load_settings() -> Settings:
     from config import config as cfg
 
     remember_settings(cfg.DATABASE_URL, cfg.PSQL_SERVER_PARAMS.get("password"), cfg.GHO_API_BASE_URL)
+    remember(*cfg.AWS_SECRETS)
     if cfg.ENV_FILE_ERROR:
         raise ConfigError(cfg.ENV_FILE_ERROR)
     if cfg.DATASET_CONFIG_ERROR:
@@ -177,6 +196,7 @@ def load_settings() -> Settings:
         reference_hours=_number("GHO_REFERENCE_HOURS", cfg.REFERENCE_HOURS, float, 0, 8760),
         history_runs=_number("GHO_HISTORY_RUNS", cfg.HISTORY_RUNS, int, 10, 1_000_000),
         full_refresh_days=_number("GHO_FULL_REFRESH_DAYS", cfg.FULL_REFRESH_DAYS, float, 0, 3650),
+        handoff_url=_handoff(cfg.HANDOFF_URL, bool(cfg.DATABASE_URL or cfg.PSQL_SERVER_PARAMS)),
         max_page_bytes=(
             _number("GHO_MAX_PAGE_BYTES", cfg.GHO_MAX_PAGE_BYTES, int, 65536, 1 << 34)
             if cfg.GHO_MAX_PAGE_BYTES

@@ -16,7 +16,6 @@ from dataclasses import replace
 
 from src import extract, load, transform
 from src.contracts import landing, layout, staging
-from src.contracts.layout import Layout
 from src.locks import phase_lock
 from src.storage import open_store
 
@@ -51,7 +50,7 @@ def same_pages(settings, dataset, database):
     deleted; None when there is no such batch (or anything fails: then transform and load run)."""
     store = open_store(settings)
     try:
-        with phase_lock(Layout(settings.data_dir), dataset.name, "transform"):
+        with phase_lock(settings, dataset.name, "transform"):
             batches = landing.batch_ids(store, dataset.name)
             if len(batches) != 1 or staging.batch_ids(store, dataset.name):
                 return None

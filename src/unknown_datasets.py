@@ -12,7 +12,6 @@ is cut short (a dataset with a phase running is left, and said so).
 from contextlib import ExitStack
 
 from src.contracts import layout
-from src.contracts.layout import Layout
 from src.errors import AlreadyRunning
 from src.locks import phase_lock
 
@@ -41,7 +40,7 @@ def remove(settings, store) -> tuple:
         try:
             with ExitStack() as locks:
                 for phase in PHASES:
-                    locks.enter_context(phase_lock(Layout(settings.data_dir), name, phase))
+                    locks.enter_context(phase_lock(settings, name, phase))
                 for area in AREAS:
                     store.delete_tree(f"{area}/{name}")
                 store.delete(layout.last_download(name))

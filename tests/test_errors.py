@@ -30,6 +30,7 @@ def test_transient_means_a_later_try_may_succeed_unchanged():
         "DatabaseUnavailable",
         "SourceChanged",
         "SourceUnavailable",
+        "StorageUnavailable",
         "TransientAnswer",
     ]
 

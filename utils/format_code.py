@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ["config", "scripts", "src", "tests", "utils", "run_tests.py"]
+TARGETS = ["config", "dags", "integrations", "scripts", "src", "tests", "utils", "run_tests.py"]
 
 
 def main(argv=None) -> int:

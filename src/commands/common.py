@@ -20,6 +20,7 @@ from src.redact import redact
 from src.run_history import RunHistory
 from src.runner import Runner
 from src.settings import load_settings
+from src.storage import check_store
 
 EXIT_FAILED = GhoEtlError.exit_code
 EXIT_CONFIG = ConfigError.exit_code
@@ -126,6 +127,7 @@ def runner_for(settings, trigger):
     """A Runner on the configured database, recording runs with `trigger`; the history is closed after."""
     database = Database(settings)
     database.check()  # before any phase runs: exit 2, nothing done
+    check_store(settings)  # likewise an object store that is missing (exit 2), refusing or unreachable (exit 1)
     history = RunHistory(database, trigger=trigger)
     try:
         yield Runner(settings, database, history)

@@ -14,7 +14,7 @@ from typing import Optional
 
 from src.contracts import landing
 from src.contracts.landing import Manifest, PageEntry
-from src.contracts.layout import Layout, landing_dir
+from src.contracts.layout import landing_dir
 from src.contracts.results import PhaseResult
 from src.errors import ExtractError, SourceChanged
 from src.extract.batches import indicators_of, open_batch, start_over
@@ -62,7 +62,7 @@ def extract_dataset(settings, dataset, source=None, store=None) -> ExtractResult
     own_source = source is None
     source = source or open_source(settings)
     try:
-        with phase_lock(Layout(settings.data_dir), dataset.name, "extract"):
+        with phase_lock(settings, dataset.name, "extract"):
             store.sweep(landing_dir(dataset.name))
             request = source.batch_request(dataset)
             probe = ChangeProbe(settings, store, source, dataset, request)

@@ -16,7 +16,6 @@ import psycopg2
 from psycopg2 import sql
 
 from src.contracts import ledger, staging
-from src.contracts.layout import Layout
 from src.contracts.results import PhaseResult
 from src.db import Database
 from src.load.batch import load_batch
@@ -46,7 +45,7 @@ def run(settings, dataset, database) -> PhaseResult:
 def load_dataset(settings, dataset, database, store=None) -> list:
     """Apply every staging batch of a dataset, oldest first."""
     store = store or open_store(settings)
-    with phase_lock(Layout(settings.data_dir), dataset.name, "load"):
+    with phase_lock(settings, dataset.name, "load"):
         batches = staging.batch_ids(store, dataset.name)
         if not batches:
             log.info("%s: no staging batch to load", dataset.name, extra={"dataset": dataset.name})

@@ -14,7 +14,6 @@ import psycopg2
 
 from src.contracts import ledger, staging
 from src.contracts.catalog import relation_exists
-from src.contracts.layout import Layout
 from src.contracts.ledger import LedgerEntry
 from src.load.columns import TableColumns
 from src.load.tables import fingerprint, target_of
@@ -47,7 +46,7 @@ def table_holds_last_batch(settings, dataset, database) -> bool:
 
 
 def _in_transaction(settings, dataset, database, work):
-    with phase_lock(Layout(settings.data_dir), dataset.name, "load"):
+    with phase_lock(settings, dataset.name, "load"):
         connection = database.connect()
         try:  # no DDL: without the ledger (or the table) there is no last batch to compare with
             with connection.cursor() as cursor:

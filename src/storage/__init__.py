@@ -1,9 +1,10 @@
 """The storage seam: where phases put and find hand-off files (landing, staging, rejects).
 
 A phase never touches the medium itself; it asks a `Store` for files by the
-relative keys of `src.contracts.layout`. Today the one store is a local folder
-(`LocalFolder`); object storage is added as one more module implementing the
-same methods, chosen in `open_store`. What every store guarantees:
+relative keys of `src.contracts.layout`. The store is a local folder
+(`LocalFolder`) unless object storage is configured: one more module implementing the
+same methods, chosen in `open_store`: `S3Store` (`src.storage.s3`) when
+GHO_HANDOFF_URL names a bucket. What every store guarantees:
 - a file written (`write_bytes`, `new_file`) appears whole at its key or not at all;
 - `delete_tree` never leaves a half-deleted batch that a listing would show;
 - `sweep` removes what a killed writer left behind (call it under the phase lock);
@@ -77,8 +78,22 @@ class Store(ABC):
         self.write_bytes(key, json_bytes(obj))
 
 
+SCRATCH_DIR = ".scratch"  # under the data directory: where an object store's files are written and read locally
+
+
 def open_store(settings) -> Store:
     """The store that holds this installation's hand-off files."""
+    if getattr(settings, "handoff_url", None):
+        from src.storage.s3 import S3Store
+
+        return S3Store(settings.handoff_url, Path(settings.data_dir) / SCRATCH_DIR)
     from src.storage.local import LocalFolder
 
     return LocalFolder(Path(settings.data_dir))
+
+
+def check_store(settings) -> None:
+    """Before any phase runs: the configured object store is reachable and ours to use (one line otherwise)."""
+    store = open_store(settings)
+    if hasattr(store, "check"):
+        store.check()

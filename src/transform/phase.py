@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import pyarrow.parquet as pq
 
 from src.contracts import landing, layout
-from src.contracts.layout import Layout
 from src.contracts.results import PhaseResult
 from src.errors import TransformError
 from src.faultpoints import crash_point
@@ -52,7 +51,7 @@ def run(settings, dataset, database=None) -> PhaseResult:
 def transform_dataset(settings, dataset, store=None) -> list:
     """Transform every complete landing batch of a dataset, oldest first."""
     store = store or open_store(settings)
-    with phase_lock(Layout(settings.data_dir), dataset.name, "transform"):
+    with phase_lock(settings, dataset.name, "transform"):
         store.sweep(layout.staging_dir(dataset.name))
         store.sweep(layout.rejects_dir(dataset.name))
         batches = landing.complete_batches(store, dataset.name)
