@@ -223,7 +223,23 @@ class S3Store(Store):
             if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
                 listed, _ = self._list(doomed, delimiter=False)  # not one of ours: the tree as it is
             self._finish(doomed, listed, tombstone)
-        return len(tombstones) + self._sweep_scratch()
+        return len(tombstones) + self._abort_uploads(prefix) + self._sweep_scratch()
+
+    def _abort_uploads(self, prefix: str) -> int:
+        """Abort the multipart uploads a killed `new_file` left (never visible, but stored and billed); only the
+        phase holding the lock uploads under its folders, so none of them is live."""
+        aborted = 0
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._dir(prefix)):
+                for upload in page.get("Uploads", []):
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    aborted += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, prefix) from None
+        return aborted
 
     def _sweep_scratch(self) -> int:
         """Scratch files of processes of this machine that are gone (the pid is in the name): a process
