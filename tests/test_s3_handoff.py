@@ -140,7 +140,6 @@ def test_each_phase_on_its_own_worker_loads_the_sample_once(workers, bucket, dat
 
 KILL_POINTS = [
     ("extract", "extract.page_done@2"),
-    ("extract", "extract.before_manifest"),
     ("transform", "transform.writing_staging"),
     ("transform", "storage.tree_renamed"),  # the landing batch tombstoned, not yet deleted
     ("load", "load.before_commit"),
