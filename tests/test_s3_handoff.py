@@ -122,6 +122,9 @@ def test_each_phase_on_its_own_worker_loads_the_sample_once(workers, bucket, dat
     assert f"extract {DATASET}: {ROWS} rows (source count {ROWS})" in extracted.stdout
     landed = keys(s3, name, f"gho/landing/{DATASET}/")
     assert len(landed) == 3 + 3 and landed[-1].endswith("/request.json")  # 3 pages, manifest, progress, request
+    status = json.loads(run_script("status.py", "--json", env=workers.env_of("w4"), check=0).stdout)
+    [entry] = [d for d in status["datasets"] if d["dataset"] == DATASET]
+    assert len(entry["waiting"]["landing"]) == 1 and entry["waiting"]["staging"] == []  # seen from any worker
     transformed = workers.run("transform", on="w2")
     assert f"transform {DATASET}: {ROWS} rows, 0 rejects, 1 batch(es)" in transformed.stdout
     assert keys(s3, name, "gho/landing/") == [] and len(keys(s3, name, f"gho/staging/{DATASET}/")) == 1
