@@ -16,6 +16,7 @@ import time
 import pytest
 
 from src.faultpoints import ENV_VARIABLE
+from src.locks import PHASE_LOCK_CLASS
 from src.settings import Settings, validate_datasets
 from tests.helpers import PROJECT_ROOT, requires_samples, run_script
 from tests.pipeline_checks import (
@@ -184,6 +185,9 @@ def test_one_extract_runs_and_a_second_on_another_worker_says_it_is_running_else
     first = workers.start("extract", on="w1")
     try:
         _wait_for(lambda: any(r.get("fault") == "stall" for r in stub.requests), "reached the second page", first)
+        held = "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.granted"
+        held += " AND l.locktype = 'advisory' AND l.classid = %s AND l.objsubid = 2 AND d.datname = current_database()"
+        assert scalar(database_url, held, [PHASE_LOCK_CLASS]) == 1  # the first extract's, in the shared database
         second = workers.run("extract", on="w2", check=3)
         assert f"extract of {DATASET} is already running elsewhere" in second.stderr
         assert CREDENTIALS["aws_secret_access_key"] not in second.stdout + second.stderr
@@ -193,5 +197,6 @@ def test_one_extract_runs_and_a_second_on_another_worker_says_it_is_running_else
     stub.clear_faults()
     for phase in PHASES:  # the dead worker's lock went with its session; another one finishes its batch
         workers.run(phase, on="w2")
+    assert scalar(database_url, held, [PHASE_LOCK_CLASS]) == 0
     assert any(m.startswith("resuming landing batch") for m in workers.log_messages("w2"))
     converged(workers, bucket, database_url, reference)
