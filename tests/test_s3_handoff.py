@@ -16,6 +16,7 @@ import time
 import pytest
 
 from src.faultpoints import ENV_VARIABLE
+from src.locks import PHASE_LOCK_CLASS
 from src.settings import Settings, validate_datasets
 from tests.helpers import PROJECT_ROOT, requires_samples, run_script
 from tests.pipeline_checks import (
@@ -122,6 +123,9 @@ def test_each_phase_on_its_own_worker_loads_the_sample_once(workers, bucket, dat
     assert f"extract {DATASET}: {ROWS} rows (source count {ROWS})" in extracted.stdout
     landed = keys(s3, name, f"gho/landing/{DATASET}/")
     assert len(landed) == 3 + 3 and landed[-1].endswith("/request.json")  # 3 pages, manifest, progress, request
+    status = json.loads(run_script("status.py", "--json", env=workers.env_of("w4"), check=0).stdout)
+    [entry] = [d for d in status["datasets"] if d["dataset"] == DATASET]
+    assert len(entry["waiting"]["landing"]) == 1 and entry["waiting"]["staging"] == []  # seen from any worker
     transformed = workers.run("transform", on="w2")
     assert f"transform {DATASET}: {ROWS} rows, 0 rejects, 1 batch(es)" in transformed.stdout
     assert keys(s3, name, "gho/landing/") == [] and len(keys(s3, name, f"gho/staging/{DATASET}/")) == 1
@@ -140,7 +144,6 @@ def test_each_phase_on_its_own_worker_loads_the_sample_once(workers, bucket, dat
 
 KILL_POINTS = [
     ("extract", "extract.page_done@2"),
-    ("extract", "extract.before_manifest"),
     ("transform", "transform.writing_staging"),
     ("transform", "storage.tree_renamed"),  # the landing batch tombstoned, not yet deleted
     ("load", "load.before_commit"),
@@ -182,6 +185,9 @@ def test_one_extract_runs_and_a_second_on_another_worker_says_it_is_running_else
     first = workers.start("extract", on="w1")
     try:
         _wait_for(lambda: any(r.get("fault") == "stall" for r in stub.requests), "reached the second page", first)
+        held = "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.granted"
+        held += " AND l.locktype = 'advisory' AND l.classid = %s AND l.objsubid = 2 AND d.datname = current_database()"
+        assert scalar(database_url, held, [PHASE_LOCK_CLASS]) == 1  # the first extract's, in the shared database
         second = workers.run("extract", on="w2", check=3)
         assert f"extract of {DATASET} is already running elsewhere" in second.stderr
         assert CREDENTIALS["aws_secret_access_key"] not in second.stdout + second.stderr
@@ -191,5 +197,6 @@ def test_one_extract_runs_and_a_second_on_another_worker_says_it_is_running_else
     stub.clear_faults()
     for phase in PHASES:  # the dead worker's lock went with its session; another one finishes its batch
         workers.run(phase, on="w2")
+    assert scalar(database_url, held, [PHASE_LOCK_CLASS]) == 0
     assert any(m.startswith("resuming landing batch") for m in workers.log_messages("w2"))
     converged(workers, bucket, database_url, reference)

@@ -125,6 +125,16 @@ def test_finishing_a_killed_delete_spares_what_was_written_under_the_name_after_
     assert store.folders("landing") == ["gone"]
 
 
+def test_the_sweep_aborts_uploads_a_killed_writer_left(store, bucket):
+    name, s3 = bucket
+    s3.create_multipart_upload(Bucket=name, Key="team/gho/staging/ds/b1.parquet")
+    s3.create_multipart_upload(Bucket=name, Key="team/gho/staging/other/b1.parquet")
+    assert store.sweep("staging/ds") == 1
+    assert [u["Key"] for u in s3.list_multipart_uploads(Bucket=name).get("Uploads", [])] == [
+        "team/gho/staging/other/b1.parquet"
+    ]
+
+
 def test_the_sweep_forgets_scratch_files_of_dead_processes_only(store, tmp_path):
     scratch = tmp_path / "scratch"
     scratch.mkdir()

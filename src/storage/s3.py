@@ -19,8 +19,6 @@ AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, profiles), read by
 
 import json
 import logging
-import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,9 +29,9 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from src.errors import ConfigError, StorageError, StorageUnavailable
 from src.faultpoints import crash_point
 from src.storage import Store
+from src.storage.scratch import scratch_file, sweep_dead
 
 TOMBSTONE_PREFIX = ".deleting-"
-SCRATCH_PREFIX = ".tmp-"
 MAX_LISTED_KEYS = 1_000_000  # far beyond any hand-off area; a listing past it is refused, not truncated
 DELETE_CHUNK = 1000  # DeleteObjects takes at most 1000 keys
 CLIENT_CONFIG = Config(
@@ -60,7 +58,7 @@ class S3Store(Store):
         self.scratch_dir = Path(scratch_dir)
         # A session per store: boto3's default session is not safe to share between threads.
         self.client = client or boto3.session.Session().client("s3", config=CLIENT_CONFIG)
-        self._sweep_scratch()  # a phase killed on this machine left its scratch file; no one else will remove it
+        sweep_dead(self.scratch_dir)  # a phase killed on this machine left its scratch file; no one else will remove it
 
     # --- keys and errors -------------------------------------------------------
     def _key(self, key: str) -> str:
@@ -83,13 +81,16 @@ class S3Store(Store):
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code == "NoSuchBucket":
-                return ConfigError(f"GHO_HANDOFF_URL: bucket {self.bucket!r} does not exist at the S3 endpoint")
+                return self._no_bucket()
             if code in _REFUSED:
                 return StorageError(f"S3 refused access to {where} ({code}): check the credentials and policy")
             return StorageUnavailable(f"S3 error {code} on {where}")
         if isinstance(exc, EndpointConnectionError):
             return StorageUnavailable(f"cannot reach the S3 endpoint for {where}; check AWS_ENDPOINT_URL")
         return StorageUnavailable(f"S3 request on {where} failed: {type(exc).__name__}")
+
+    def _no_bucket(self):
+        return ConfigError(f"GHO_HANDOFF_URL: bucket {self.bucket!r} does not exist at the S3 endpoint")
 
     @staticmethod
     def _is_missing(exc) -> bool:
@@ -99,14 +100,9 @@ class S3Store(Store):
         """At start: the bucket exists and these credentials may use it; one line of ours otherwise."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
-        except ClientError as exc:
-            if self._is_missing(exc):
-                raise ConfigError(
-                    f"GHO_HANDOFF_URL: bucket {self.bucket!r} does not exist at the S3 endpoint"
-                ) from None
-            raise self._error(exc) from None
-        except BotoCoreError as exc:
-            raise self._error(exc) from None
+        except (ClientError, BotoCoreError) as exc:
+            missing = self._is_missing(exc)  # a HEAD has no body: a missing bucket is a bare 404
+            raise (self._no_bucket() if missing else self._error(exc)) from None
 
     # --- listings --------------------------------------------------------------
     def _list(self, prefix: str, delimiter: bool):
@@ -166,7 +162,10 @@ class S3Store(Store):
             raise self._error(exc, key) from None
 
     def delete(self, key: str) -> None:
-        self._delete_keys([self._key(key)], key)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))  # a missing key is no error on S3
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, key) from None
 
     def _delete_keys(self, keys: list, where: str) -> None:
         try:
@@ -223,35 +222,28 @@ class S3Store(Store):
             if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
                 listed, _ = self._list(doomed, delimiter=False)  # not one of ours: the tree as it is
             self._finish(doomed, listed, tombstone)
-        return len(tombstones) + self._sweep_scratch()
+        return len(tombstones) + self._abort_uploads(prefix) + sweep_dead(self.scratch_dir)
 
-    def _sweep_scratch(self) -> int:
-        """Scratch files of processes of this machine that are gone (the pid is in the name): a process
-        never removes another's live scratch file, whatever the phase."""
-        removed = 0
-        if not self.scratch_dir.is_dir():
-            return 0
-        for path in self.scratch_dir.glob(SCRATCH_PREFIX + "*"):
-            pid = path.name[len(SCRATCH_PREFIX) :].partition("-")[0]
-            if pid.isdigit() and not _alive(int(pid)):
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
+    def _abort_uploads(self, prefix: str) -> int:
+        """Abort the multipart uploads a killed `new_file` left (never visible, but stored and billed); only the
+        phase holding the lock uploads under its folders, so none of them is live."""
+        aborted = 0
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._dir(prefix)):
+                for upload in page.get("Uploads", []):
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    aborted += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, prefix) from None
+        return aborted
 
     # --- local files for libraries ---------------------------------------------
     @contextmanager
-    def _scratch(self):
-        self.scratch_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=self.scratch_dir)
-        os.close(fd)
-        try:
-            yield Path(name)
-        finally:
-            Path(name).unlink(missing_ok=True)
-
-    @contextmanager
     def new_file(self, key: str):
-        with self._scratch() as path:
+        with scratch_file(self.scratch_dir) as path:
             yield path
             try:
                 self.client.upload_file(str(path), self.bucket, self._key(key))
@@ -260,7 +252,7 @@ class S3Store(Store):
 
     @contextmanager
     def local_file(self, key: str):
-        with self._scratch() as path:
+        with scratch_file(self.scratch_dir) as path:
             try:
                 self.client.download_file(self.bucket, self._key(key), str(path))
             except ClientError as exc:
@@ -270,13 +262,3 @@ class S3Store(Store):
             except BotoCoreError as exc:
                 raise self._error(exc, key) from None
             yield path
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
