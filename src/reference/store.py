@@ -41,9 +41,9 @@ def ensure(connection) -> None:
         reference.ensure_tables(cursor, connection.schema)
 
 
-def due(connection, dataset_name, hours):
-    """ "full" when the reference is missing or older than `hours`, "dataset" when it has not seen the
-    dataset's dimensions yet, else None."""
+def due(connection, dataset_names, hours):
+    """ "full" when the reference is missing or older than `hours`, else the names of `dataset_names` whose
+    dimensions it has not seen yet (empty: nothing due)."""
     with connection, connection.cursor() as cursor:
         if not reference.tables_exist(cursor, connection.schema):
             return "full"
@@ -58,7 +58,7 @@ def due(connection, dataset_name, hours):
         )
         if cursor.fetchone()[0]:
             return "full"
-    return "dataset" if reference.DATASET_PREFIX + dataset_name not in state else None
+    return [name for name in dataset_names if reference.DATASET_PREFIX + name not in state]
 
 
 def summary(connection):
