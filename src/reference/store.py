@@ -35,8 +35,12 @@ def dimensions_in_use(connection, datasets) -> dict:
 
 
 def ensure(connection) -> None:
-    """The reference tables, made when missing, in their own transaction."""
+    """The reference tables, made when missing, in their own transaction (no DDL lock when all are there)."""
     with connection, connection.cursor() as cursor:
+        tables = [table.as_string(cursor) for table in reference.names(connection.schema).values()]
+        cursor.execute("SELECT bool_and(to_regclass(name) IS NOT NULL) FROM unnest(%s::text[]) AS name", [tables])
+        if cursor.fetchone()[0]:
+            return
         ledger.take_lock(cursor, "ddl")
         reference.ensure_tables(cursor, connection.schema)
 
