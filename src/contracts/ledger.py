@@ -10,12 +10,12 @@ Definitions evolve only by additions (`ADD COLUMN IF NOT EXISTS`), under one
 advisory lock, so processes of different versions can share a database.
 """
 
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, fields
 from typing import Optional
 
 from psycopg2 import sql
 
-from src.contracts.catalog import relation_exists
+from src.contracts.catalog import column_names, relation_exists
 
 LEDGER_TABLE = "etl_batches"
 RUNS_TABLE = "etl_runs"
@@ -78,7 +78,11 @@ def _execute(cursor, statement, table, params=None):
 
 
 def ensure_ledger(connection) -> None:
+    """The ledger, made or given its later columns when it lacks any; no DDL (and none of its locks, which
+    every load took on etl_batches) when it has them all."""
     with connection, connection.cursor() as cursor:
+        if set(column_names(cursor, LEDGER_TABLE)) >= {f.name for f in fields(LedgerEntry)}:
+            return
         take_lock(cursor, "ddl")
         _execute(cursor, _LEDGER_DDL, LEDGER_TABLE)
         _execute(cursor, _LEDGER_ADDITIONS, LEDGER_TABLE)
@@ -168,10 +172,14 @@ def prune_batches(cursor, dataset: str, days: int, pending: list) -> None:
     )
 
 
-def prune_runs(cursor, dataset: str, days: int, rows_kept: int) -> None:
+def prune_runs(cursor, dataset, days: int, rows_kept: int, aged=True) -> None:
     """Bound the run history: rows older than `days` (any dataset, configured or not, and runs a crash
-    left 'running'), and beyond the newest `rows_kept` of this dataset (one row per phase run)."""
-    _execute(cursor, "DELETE FROM {0} WHERE started_at < now() - %s * interval '1 day'", RUNS_TABLE, [days])
+    left 'running'; unless `aged` is false), and beyond the newest `rows_kept` of `dataset` (one row per
+    phase run; none when `dataset` is None)."""
+    if aged:
+        _execute(cursor, "DELETE FROM {0} WHERE started_at < now() - %s * interval '1 day'", RUNS_TABLE, [days])
+    if dataset is None:
+        return
     _execute(
         cursor,
         "DELETE FROM {0} WHERE dataset = %s AND status <> 'running' AND id < (SELECT coalesce(min(id), 0) "

@@ -50,17 +50,15 @@ def load_dataset(settings, dataset, database, store=None) -> list:
         if not batches:
             log.info("%s: no staging batch to load", dataset.name, extra={"dataset": dataset.name})
             return []
-        connection = database.connect()
         try:
-            _prepare_session(connection)
-            results = [load_batch(connection, store, dataset, batch_id) for batch_id in batches]
-            _prune_history(connection, settings, dataset, store)
-            _label(connection, dataset)
-            return results
+            with database.connection() as connection:
+                _prepare_session(connection)
+                results = [load_batch(connection, store, dataset, batch_id) for batch_id in batches]
+                _prune_history(connection, settings, dataset, store)
+                _label(connection, dataset)
+                return results
         except psycopg2.Error as exc:
             raise classify(exc, dataset.name, dataset.table) from None
-        finally:
-            connection.close()
 
 
 def _prune_history(connection, settings, dataset, store):
@@ -84,9 +82,13 @@ def _label(connection, dataset):
 
 
 def _prepare_session(connection):
-    Database.ensure_schema(connection)
-    with connection.cursor() as cursor:
-        for name, value in SESSION_SETTINGS.items():
-            cursor.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-    connection.commit()
+    """The schema, the session's memory and the ledger; a pooled connection a load prepared before keeps its
+    settings (SET lasts the session), so only the ledger is checked again."""
+    if not getattr(connection, "prepared_for_load", False):
+        Database.ensure_schema(connection)
+        with connection.cursor() as cursor:
+            for name, value in SESSION_SETTINGS.items():
+                cursor.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+        connection.commit()
+        connection.prepared_for_load = True
     ledger.ensure_ledger(connection)
