@@ -11,7 +11,10 @@ modes play the other servers a client must survive:
   cycle_links=true    (with max_page_size) the second piece's nextLink points back to the first
   next_link_base=URL  nextLinks are built on this base (e.g. http://127.0.0.1:PORT/api)
   link_style=relative nextLinks are relative references (`WHOSIS_000001?%24skip=...`)
+  latency=S           every answer waits S seconds (a float >= 0) first: a far, latency-bound server
 """
+
+import math
 
 DEFAULT_MODE = {
     "cap": None,
@@ -25,6 +28,7 @@ DEFAULT_MODE = {
     "cycle_links": False,
     "next_link_base": None,
     "link_style": "absolute",
+    "latency": 0.0,
 }
 
 
@@ -41,6 +45,10 @@ def validate_mode(settings) -> dict:
             if value is not None and not (isinstance(value, str) and value.startswith(("http://", "https://"))):
                 raise ValueError(f"next_link_base must be an http(s) URL or null, not {value!r}")
             value = value.rstrip("/") if value else None
+        elif key == "latency":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"latency must be a number of seconds >= 0, not {value!r}")
+            value = float(value)
         elif key == "link_style":
             if value not in ("absolute", "relative"):
                 raise ValueError(f"link_style must be 'absolute' or 'relative', not {value!r}")
