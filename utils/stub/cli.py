@@ -39,6 +39,7 @@ mode settings (for /api/<CODE> data only; default: none, as GHO):
   cap (rows)           at most this many rows an answer, never a nextLink
   ignore_skip (bool)   $skip is ignored
   ignore_keyset (bool) a trailing `Id gt N` bound of $filter is ignored
+  ignore_upper_bound (bool)  a trailing `Id le M` bound (after `Id gt N`) is ignored
   no_count (bool)      $count is ignored
   ignore_orderby, ignore_select, ignore_top (bool)  $orderby, $select or $top is ignored
   max_page_size (rows) server paging with @odata.nextLink

@@ -5,6 +5,7 @@ modes play the other servers a client must survive:
   cap=N               at most N rows an answer and never a nextLink ($top above N is ignored)
   ignore_skip=true    $skip is ignored
   ignore_keyset=true  a trailing `Id gt N` bound of $filter is ignored ($skip is honoured)
+  ignore_upper_bound=true  a trailing `Id le M` bound of $filter (after `Id gt N`) is ignored
   no_count=true       $count is ignored
   ignore_orderby=true, ignore_select=true, ignore_top=true   $orderby, $select or $top is ignored
   max_page_size=N     server paging: N rows an answer and an @odata.nextLink to the rest
@@ -20,6 +21,7 @@ DEFAULT_MODE = {
     "cap": None,
     "ignore_skip": False,
     "ignore_keyset": False,
+    "ignore_upper_bound": False,
     "no_count": False,
     "ignore_orderby": False,
     "ignore_select": False,
