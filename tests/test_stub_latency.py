@@ -66,10 +66,12 @@ def test_the_most_data_requests_in_flight_at_once_is_recorded_and_reset(stub, ro
     _wait_for(lambda: stub.in_flight["in_flight"] == 4, timeout=10)
     for thread in threads:
         thread.join(timeout=30)
+    _wait_for(lambda: stub.in_flight["in_flight"] == 0)  # a handler counts its request out after answering
     assert requests.get(f"{control}/in_flight", timeout=TIMEOUT).json() == {"in_flight": 0, "max_in_flight": 4}
     _get(stub, "Indicator")  # the catalogue is not indicator data
     stub.set_mode(latency=0.0)
     _get(stub)
+    _wait_for(lambda: stub.in_flight["in_flight"] == 0)
     assert stub.in_flight == {"in_flight": 0, "max_in_flight": 4}
     stub.reset()
     assert stub.in_flight == {"in_flight": 0, "max_in_flight": 0}
@@ -117,3 +119,18 @@ def test_ignore_upper_bound_mode(stub):
     stub.set_mode(ignore_upper_bound=False)
     payload = _get(stub, **{"$orderby": "Id", "$filter": "Id gt 100 and Id le 200", "$count": "true"}).json()
     assert (payload["@odata.count"], _ids(payload)) == (200, list(range(1, 201)))
+
+
+@pytest.mark.parametrize("user", [None, "Dim1 eq 'SEX_FMLE'"])
+def test_the_largest_id_question_matches_apply_query(stub, user):
+    rows = generate_rows(CODE, 3000)
+    random.Random(9).shuffle(rows)
+    stub.set_rows(CODE, rows)
+    for extra in ({"$top": "1"}, {"$top": "3", "$skip": "2"}, {}, {"$top": "0"}):
+        params = {"$orderby": "Id desc", "$select": "Id", **extra}
+        if user:
+            params["$filter"] = user
+        payload = _get(stub, **params, **{"$count": "true"}).json()
+        assert payload["value"] == apply_query(rows, params, FIELDS), extra
+        assert payload["@odata.count"] == len(apply_query(rows, {"$filter": user}, FIELDS))
+    assert list(stub.state.encoded) == [(CODE, user, "Id")]  # from the keyset pages' encoding

@@ -77,8 +77,9 @@ def split(pager) -> dict:
     state = pager.state
     after, left = state["last_id"], state["count"] - state["landed"]
     pages = -(-left // pager.request["page_size"])
-    largest, pager.largest_id = pager.largest_id.result(), None
-    if pages < 2 or largest is None or largest - after < 2:
+    asked, pager.largest_id = pager.largest_id, None
+    largest = asked.result() if pages >= 2 else None  # one page left: no range to plan, no need to wait
+    if largest is None or largest - after < 2:
         return {"kind": "query", "after": after, "url": None}
     state["ranges"] = [
         {"above": above, "upto": upto, **new_indicator_paging(after=above)}
