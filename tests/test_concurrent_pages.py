@@ -102,6 +102,31 @@ def test_the_indicators_of_a_dataset_go_in_turn_each_in_ranges_side_by_side(make
     assert [p["indicator"] for p in manifest["pages"]] == [codes[0]] * 9 + [codes[1]] * 5
 
 
+@pytest.mark.parametrize("change", ["delete_landed", "delete_in_a_range", "insert_ahead"])
+def test_a_source_that_changes_while_ranges_are_paged_is_paged_again(make_settings, stub, change):
+    rows = generate_rows(INDICATOR, ROWS)
+    stub.set_rows(INDICATOR, rows)
+    extra = dict(generate_rows(INDICATOR, 1, seed=4)[0], Id=ROWS + 100, SpatialDim="NEW")
+
+    def mutate(server):
+        if change == "delete_landed":
+            server.delete_rows(INDICATOR, [5])  # in the first page, landed already
+        elif change == "delete_in_a_range":
+            server.delete_rows(INDICATOR, [3000])
+        else:
+            server.insert_rows(INDICATOR, [extra])
+
+    stub.after_requests(4, mutate)  # while the ranges are paged
+    settings, result = _extract(make_settings, change, page_concurrency=4)
+    expected = [
+        r["Id"] for r in rows if r["Id"] not in {"delete_landed": {5}, "delete_in_a_range": {3000}}.get(change, ())
+    ]
+    expected += [extra["Id"]] if change == "insert_ahead" else []
+    manifest, landed = _landed(settings)
+    assert [row["Id"] for row in landed] == expected
+    assert (manifest["restarts"], result.source_count) == (1, len(expected))
+
+
 def test_requests_in_flight_bound_two_datasets_extracted_side_by_side(make_settings, stub):
     codes = {"first": "GEN_CA", "second": "GEN_CB"}
     for code in codes.values():
