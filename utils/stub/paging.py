@@ -80,9 +80,6 @@ class DataAnswer:
     def _matched(self, rows, params, keyset):
         """(the rows matching $filter in $orderby order, the index of the first to serve, whether they are
         encoded JSON already). Raises ODataError."""
-        largest = self._largest_first(rows, params)
-        if largest is not None:
-            return largest, 0, False
         if params.get("$select"):
             fields = fields_of(rows)
             base = {name: params[name] for name in ("$filter", "$orderby", "$select") if params.get(name)}
@@ -99,17 +96,6 @@ class DataAnswer:
                     encoded = encoded[: bisect_right(ids, upper)]
                 return encoded, min(bisect_right(ids, bound), len(encoded)), True
         return self.state.encoded_query(self.resource, rows, params.get("$filter"), orderby)[0], 0, True
-
-    def _largest_first(self, rows, params):
-        """`$orderby=Id desc&$select=Id` (the client's question for the largest Id) from the Ids of the encoding
-        keyset pages use, so a million rows are not sorted again for it; None for any other query."""
-        if (params.get("$orderby") or "").strip() != "Id desc" or (params.get("$select") or "").strip() != "Id":
-            return None
-        try:
-            ids = self.state.encoded_query(self.resource, rows, params.get("$filter"), "Id")[1]
-        except ODataError:
-            return None  # the normal way answers with the error
-        return None if ids is None else _IdsDescending(ids)
 
     def _paged(self, raw, begin, end, skip, top):
         """(where the answer ends, its nextLink or None): a cap cuts without a link; server paging cuts with one."""
@@ -146,16 +132,3 @@ class DataAnswer:
             if parent is None and rest is not None:
                 modes.chain_parents[(self.resource, tuple(sorted(rest.items())))] = self._link(self.split.query)
         return parent if parent is not None else link
-
-
-class _IdsDescending:
-    """Rows `{"Id": n}` for these ascending Ids, largest first, made only for the slice served."""
-
-    def __init__(self, ids):
-        self.ids = ids
-
-    def __len__(self):
-        return len(self.ids)
-
-    def __getitem__(self, part):
-        return [{"Id": value} for value in self.ids[::-1][part]]
