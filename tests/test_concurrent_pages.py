@@ -66,6 +66,11 @@ def test_four_ranges_at_once_land_what_paging_in_turn_lands(make_settings, stub)
     steps = paging_steps(stub)
     assert steps[0] == "first" and steps[-1] == "count" and steps.count("count") == 1
     assert len(steps) == len(paging_steps_of_sequential) == manifest["requests"]  # no request more than in turn
+    again, _ = _extract(make_settings, "again", page_concurrency=4)
+    # The same pages under the same names, whichever range answered first: a rerun's batch is "unchanged".
+    assert [(p["file"], p["sha256"]) for p in _landed(again)[0]["pages"]] == [
+        (p["file"], p["sha256"]) for p in manifest["pages"]
+    ]
 
 
 def test_concurrency_one_asks_exactly_what_paging_in_turn_asked(make_settings, stub):

@@ -134,7 +134,7 @@ class KeysetPager:
         self._check_count(page)
         name = None
         if page.count:
-            name = page_file(len(self.pages))
+            name = self.part.page_name(page.first_id) if self.part else page_file(len(self.pages))
             # sha256 stays None here: the writer computes it, off this thread.
             entry = PageEntry(name, page.count, first_id=page.first_id, last_id=page.last_id, indicator=self.tag)
             ranges.add_page(self.pages, entry.to_json(), in_order=self.part is not None)

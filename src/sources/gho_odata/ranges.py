@@ -61,7 +61,12 @@ def split(pager) -> dict:
         {"above": above, "upto": upto, **new_indicator_paging(after=above)}
         for above, upto in _cuts(after, largest, pages, pager.request["page_size"] * ids_per_row, concurrency(pager))
     ]
-    state["before_ranges"] = {"landed": state["landed"], "requests": state["requests"], "estimated_largest_id": largest}
+    state["before_ranges"] = {
+        "landed": state["landed"],
+        "requests": state["requests"],
+        "pages": len(pager.pages),  # the pages of the batch so far: what the ranges' page files are named after
+        "estimated_largest_id": largest,
+    }
     return {"kind": "ranges"}
 
 
@@ -98,9 +103,16 @@ def add_page(pages, entry, in_order):
 class IdRange:
     """One range's bounds, and what its pager shares with the others: the lock and the stop signal."""
 
-    def __init__(self, part, lock, stop):
+    def __init__(self, part, lock, stop, pages_before):
         self.above, self.upto = part["above"], part["upto"]
         self.lock, self.stop = lock, stop
+        self.pages_before = pages_before
+
+    def page_name(self, first_id) -> str:
+        """The file of a page of this range: named after the pages before the ranges and its first Id, so the
+        same rows land under the same names whichever range answers first (the transform's content hash,
+        and so "unchanged (same pages)", depends on them)."""
+        return f"page-{self.pages_before:05d}-{int(first_id)}.json"
 
     def check_bounds(self, page):
         if self.upto is not None and page.count and page.last_id > self.upto:
@@ -142,7 +154,7 @@ def run_ranges(pager):
             pager.dataset_name,
             pager.batch,
             pager.tag,
-            part=IdRange(part, pager.lock, stop),
+            part=IdRange(part, pager.lock, stop, state["before_ranges"]["pages"]),
         )
         for part in state["ranges"]
         if part["step"] is not None
