@@ -23,6 +23,8 @@ class StubHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
     server_version = "gho-stub/1.0"
     state: StubState = None
+    arrived = None  # time.monotonic() when the request came in
+    in_flight = False  # a data request counted in the state's in_flight, not yet counted out
 
     def log_message(self, format, *args):  # quiet: tests read the request log instead
         pass
@@ -59,6 +61,7 @@ class StubHandler(BaseHTTPRequestHandler):
             "path": split.path,
             "query": split.query,
             "status": status,
+            "arrived": self.arrived,  # when the request came in, before any latency
             "at": time.monotonic(),
         }
         if fault:
@@ -69,6 +72,7 @@ class StubHandler(BaseHTTPRequestHandler):
 
     # --- requests -----------------------------------------------------------------
     def do_GET(self):
+        self.arrived = time.monotonic()
         split = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         if split.path.startswith("/_control/"):
@@ -82,10 +86,24 @@ class StubHandler(BaseHTTPRequestHandler):
         actions = self.state.actions
         number = actions.next_data_request()
         actions.run_due(number - 1)  # an action due after the previous request has run
+        self.state.data_request_began()
+        self.in_flight = True
         try:
+            latency = self.state.modes.now()["latency"]
+            if latency:
+                time.sleep(latency)
             self._answer(resource, params, split)
         finally:
+            self._count_out()
             actions.run_due(number)
+
+    def _count_out(self):
+        """This data request is no longer in flight. A normal answer counts out as it starts to be written: the
+        client holds the request until it has read the last byte, so the stand-in never counts more at once
+        than the client had (a slow or dripping fault answer counts until its end)."""
+        if self.in_flight:
+            self.in_flight = False
+            self.state.data_request_ended()
 
     def do_POST(self):
         split = urlsplit(self.path)
@@ -113,6 +131,7 @@ class StubHandler(BaseHTTPRequestHandler):
         answer()
         if not fault:
             self.record(holder["status"])
+        self._count_out()
         self.send_body(holder["status"], holder["body"])
 
     def _respond(self, resource, params, split):
