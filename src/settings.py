@@ -146,6 +146,23 @@ def _has_host_and_port(url) -> bool:
         return False
 
 
+def _db_schema(text):
+    db_schema = text.lower() if text else None
+    if db_schema is not None and (
+        not IDENTIFIER.match(db_schema) or db_schema.startswith("pg_") or db_schema == "information_schema"
+    ):
+        raise ConfigError(
+            f"GHO_DB_SCHEMA={db_schema!r} must be a plain identifier, not a system schema (pg_*, information_schema)"
+        )
+    return db_schema
+
+
+def _log_level(text) -> str:
+    if text.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"GHO_LOG_LEVEL={text!r} must be DEBUG, INFO, WARNING or ERROR")
+    return text.upper()
+
+
 def load_settings() -> Settings:
     """Read config.config and validate every value."""
     from config import config as cfg
@@ -163,16 +180,6 @@ def load_settings() -> Settings:
         raise ConfigError(f"GHO_API_BASE_URL={cfg.GHO_API_BASE_URL!r} is not a URL with a host (and a valid port)")
     if cfg.DATABASE_URL and not re.match(r"^postgres(ql)?://", cfg.DATABASE_URL):
         raise ConfigError("DATABASE_URL must be a libpq URI starting with postgresql://")
-    db_schema = cfg.GHO_DB_SCHEMA.lower() if cfg.GHO_DB_SCHEMA else None
-    if db_schema is not None and (
-        not IDENTIFIER.match(db_schema) or db_schema.startswith("pg_") or db_schema == "information_schema"
-    ):
-        raise ConfigError(
-            f"GHO_DB_SCHEMA={db_schema!r} must be a plain identifier, not a system schema (pg_*, information_schema)"
-        )
-    log_level = cfg.LOG_LEVEL.upper()
-    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"GHO_LOG_LEVEL={cfg.LOG_LEVEL!r} must be DEBUG, INFO, WARNING or ERROR")
     return Settings(
         api_base_url=cfg.GHO_API_BASE_URL,
         datasets=configured_datasets(cfg, validate_datasets),
@@ -185,9 +192,9 @@ def load_settings() -> Settings:
         backoff_max=_number("GHO_BACKOFF_MAX", cfg.GHO_BACKOFF_MAX, float, 0, 86400),
         reject_threshold=_number("GHO_REJECT_THRESHOLD", cfg.REJECT_THRESHOLD, float, 0, 1),
         database_url=cfg.DATABASE_URL,
-        db_schema=db_schema,
+        db_schema=_db_schema(cfg.GHO_DB_SCHEMA),
         psql_params=dict(cfg.PSQL_SERVER_PARAMS),
-        log_level=log_level,
+        log_level=_log_level(cfg.LOG_LEVEL),
         log_max_bytes=_number("GHO_LOG_MAX_BYTES", cfg.LOG_MAX_BYTES, int, 1024),
         log_backup_count=_number("GHO_LOG_BACKUP_COUNT", cfg.LOG_BACKUP_COUNT, int, 0, 1000),
         extract_workers=_number("GHO_EXTRACT_WORKERS", cfg.GHO_EXTRACT_WORKERS, int, 1, 16),
