@@ -36,7 +36,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from utils.bench.baselines import run_baseline_here  # noqa: E402
 from utils.bench.console import BenchmarkError  # noqa: E402
-from utils.bench.one_size import run  # noqa: E402
+from utils.bench.one_size import Peers, run  # noqa: E402
 from utils.bench.report import rss_growth_line, table  # noqa: E402
 from utils.bench.targets import missed_targets, peak_rss_growth, rss_growth_check  # noqa: E402
 
@@ -57,6 +57,21 @@ def build_parser():
     parser.add_argument(
         "--baseline-rows", type=int, default=None, help="run pandas.to_sql on only this many rows and scale its rate"
     )
+    parser.add_argument(
+        "--peers",
+        choices=("dlt", "none"),
+        default="dlt",
+        help="peers measured beside us (default dlt, from its own environment; none: the dlt target counts as missed)",
+    )
+    parser.add_argument(
+        "--peer-rows", type=int, default=None, help="run the peers on only this many rows and scale their rate"
+    )
+    parser.add_argument(
+        "--peers-cache",
+        type=Path,
+        default=None,
+        help="where the peers' environments are kept (default ~/.cache/gho-etl-bench)",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="keep the working files here (default: a temp dir)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     return parser
@@ -73,13 +88,13 @@ def parse_sizes(parser, text):
     return sizes
 
 
-def measure_sizes(sizes, workdir, baseline_rows):
+def measure_sizes(sizes, workdir, baseline_rows, peers):
     """Run each size and print its table as soon as it is done, so a later failure keeps the earlier tables."""
     results = []
     for size in sizes:
         work = workdir or Path(tempfile.mkdtemp(prefix="gho-etl-bench-"))
         try:
-            results.append(run(size, work / str(size), baseline_rows))
+            results.append(run(size, work / str(size), baseline_rows, peers))
         finally:
             if workdir is None:
                 shutil.rmtree(work, ignore_errors=True)
@@ -106,7 +121,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sizes = parse_sizes(parser, args.rows)
     try:
-        results = measure_sizes(sizes, args.workdir, args.baseline_rows)
+        peers = Peers(names=() if args.peers == "none" else (args.peers,), rows=args.peer_rows, cache=args.peers_cache)
+        results = measure_sizes(sizes, args.workdir, args.baseline_rows, peers)
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,9 @@
 """The GHO stand-in serving the generated rows, in its own process so its memory and CPU are not counted as ours."""
 
+import json
 import subprocess
 import sys
+import urllib.request
 from contextlib import contextmanager
 
 from utils.bench.console import BenchmarkError
@@ -29,6 +31,12 @@ class StandIn:
             self.stop()
             raise BenchmarkError(f"the stand-in did not start: {line.strip() or 'no output'}")
         self.base_url = line.rsplit(" at ", 1)[1].strip()
+
+    def requests_seen(self) -> int:
+        """How many requests the stand-in has answered so far (its request log counts all but control requests)."""
+        origin = self.base_url.rsplit("/api", 1)[0]
+        with urllib.request.urlopen(origin + "/_control/requests", timeout=30) as answer:
+            return len(json.load(answer))
 
     def stop(self):
         self.process.terminate()
