@@ -107,7 +107,7 @@ def test_help_documents_every_fault_mode_and_endpoint(capsys):
 
 def test_a_separate_process_starts_in_its_mode_and_is_controlled_over_http():
     command = [sys.executable, str(STUB_SCRIPT), "--port", "0", "--no-samples", "--generate", "GEN_X=200"]
-    command += ["--mode", '{"max_page_size": 50, "link_style": "relative"}']
+    command += ["--mode", '{"max_page_size": 50, "link_style": "relative"}', "--latency", "0.01"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         ready, _, _ = select.select([process.stdout], [], [], 15)
@@ -116,6 +116,7 @@ def test_a_separate_process_starts_in_its_mode_and_is_controlled_over_http():
         base = line.rsplit(" at ", 1)[1].strip()
         control = base.replace("/api", "/_control")
         assert requests.get(f"{control}/mode", timeout=TIMEOUT).json()["max_page_size"] == 50
+        assert requests.get(f"{control}/mode", timeout=TIMEOUT).json()["latency"] == 0.01
         assert requests.get(f"{base}/GEN_X", timeout=TIMEOUT).json()["@odata.nextLink"].startswith("GEN_X?")
         requests.post(f"{control}/mode", json={"cap": 7}, timeout=TIMEOUT).raise_for_status()
         requests.post(f"{control}/faults", json={"kind": "error_body", "body": "no"}, timeout=TIMEOUT)
@@ -123,7 +124,8 @@ def test_a_separate_process_starts_in_its_mode_and_is_controlled_over_http():
         assert len(requests.get(f"{base}/GEN_X", timeout=TIMEOUT).json()["value"]) == 7
         requests.post(f"{control}/reset", json={}, timeout=TIMEOUT).raise_for_status()
         mode = requests.get(f"{control}/mode", timeout=TIMEOUT).json()
-        assert mode == dict(DEFAULT_MODE, max_page_size=50, link_style="relative")  # the start-up mode
+        assert mode == dict(DEFAULT_MODE, max_page_size=50, link_style="relative", latency=0.01)  # the start-up mode
+        assert requests.get(f"{control}/in_flight", timeout=TIMEOUT).json()["max_in_flight"] == 0
     finally:
         process.terminate()
         process.wait(timeout=10)

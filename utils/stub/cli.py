@@ -20,6 +20,8 @@ control endpoints (for a stand-in run as its own process):
   POST /_control/indicators/CODE [rows]: serve these rows for CODE
   POST /_control/reset           clear faults, the request log and pending actions; reset the mode
   GET  /_control/requests        the request log
+  GET  /_control/in_flight       {"in_flight": n, "max_in_flight": m}: data requests answered now, the most
+                                 at once since start-up or reset
 
 fault kinds and their options (every fault also takes times, after and path):
   status       status (503), retry_after     reset        connection reset mid-body
@@ -37,12 +39,14 @@ mode settings (for /api/<CODE> data only; default: none, as GHO):
   cap (rows)           at most this many rows an answer, never a nextLink
   ignore_skip (bool)   $skip is ignored
   ignore_keyset (bool) a trailing `Id gt N` bound of $filter is ignored
+  ignore_upper_bound (bool)  a trailing `Id le M` bound (after `Id gt N`) is ignored
   no_count (bool)      $count is ignored
   ignore_orderby, ignore_select, ignore_top (bool)  $orderby, $select or $top is ignored
   max_page_size (rows) server paging with @odata.nextLink
   cycle_links (bool)   with max_page_size: the second piece links back to the first
   next_link_base (URL) nextLinks on another base, e.g. http://127.0.0.1:9999/api
   link_style           "absolute" (default) or "relative" nextLinks
+  latency (seconds)    every data answer waits this long first (also --latency S)
 """
 
 
@@ -73,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode", default=None, metavar="JSON", help="start in this mode, e.g. '{\"cap\": 1000}' (kept by reset)"
     )
     parser.add_argument(
+        "--latency",
+        type=float,
+        default=None,
+        metavar="S",
+        help="every data answer waits S seconds first (kept by reset)",
+    )
+    parser.add_argument(
         "--vary-every", type=int, default=0, metavar="K", help="revise every K-th generated row's value (0: none)"
     )
     return parser
@@ -90,6 +101,11 @@ def main(argv=None):
         mode = validate_mode(json.loads(args.mode)) if args.mode else {}
     except (ValueError, TypeError, AttributeError) as exc:
         parser.error(f"--mode wants a JSON object of mode settings: {exc}")
+    if args.latency is not None:
+        try:
+            mode.update(validate_mode({"latency": args.latency}))
+        except ValueError as exc:
+            parser.error(f"--latency: {exc}")
     try:
         stub = StubServer(
             args.host, args.port, args.samples, generated, use_samples=not args.no_samples, vary_every=args.vary_every

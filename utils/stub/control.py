@@ -8,6 +8,8 @@
   POST /_control/indicators/CODE a JSON list of rows to serve for CODE
   POST /_control/reset           clears faults, the request log and pending actions; resets the mode
   GET  /_control/requests        the request log
+  GET  /_control/in_flight       {"in_flight": n, "max_in_flight": m}: data requests being answered now, and
+                                 the most at once since start-up or the last reset
 
 Each endpoint returns (status, JSON object); the handler sends it.
 """
@@ -24,6 +26,8 @@ def control_get(state, path):
         return 200, state.request_log()
     if path == "/_control/mode":
         return 200, state.modes.now()
+    if path == "/_control/in_flight":
+        return 200, state.in_flight_now()
     return 404, error_payload("unknown control endpoint")
 
 

@@ -23,6 +23,7 @@ class StubHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
     server_version = "gho-stub/1.0"
     state: StubState = None
+    arrived = None  # time.monotonic() when the request came in
 
     def log_message(self, format, *args):  # quiet: tests read the request log instead
         pass
@@ -59,6 +60,7 @@ class StubHandler(BaseHTTPRequestHandler):
             "path": split.path,
             "query": split.query,
             "status": status,
+            "arrived": self.arrived,  # when the request came in, before any latency
             "at": time.monotonic(),
         }
         if fault:
@@ -69,6 +71,7 @@ class StubHandler(BaseHTTPRequestHandler):
 
     # --- requests -----------------------------------------------------------------
     def do_GET(self):
+        self.arrived = time.monotonic()
         split = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         if split.path.startswith("/_control/"):
@@ -82,9 +85,14 @@ class StubHandler(BaseHTTPRequestHandler):
         actions = self.state.actions
         number = actions.next_data_request()
         actions.run_due(number - 1)  # an action due after the previous request has run
+        self.state.data_request_began()
         try:
+            latency = self.state.modes.now()["latency"]
+            if latency:
+                time.sleep(latency)
             self._answer(resource, params, split)
         finally:
+            self.state.data_request_ended()
             actions.run_due(number)
 
     def do_POST(self):

@@ -114,7 +114,8 @@ class IndicatorRows:
             if cached_filter == (filter_text or None):
                 return len(encoded)
             if keyset and ids is not None and cached_filter == keyset[0]:
-                return len(ids) - bisect_right(ids, keyset[1])
+                upper = len(ids) if keyset[2] is None else bisect_right(ids, keyset[2])
+                return max(0, upper - bisect_right(ids, keyset[1]))
         if not filter_text:
             return len(rows)
         return len(apply_query(rows, {"$filter": filter_text}, fields_of(rows)))

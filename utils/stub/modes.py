@@ -5,18 +5,23 @@ modes play the other servers a client must survive:
   cap=N               at most N rows an answer and never a nextLink ($top above N is ignored)
   ignore_skip=true    $skip is ignored
   ignore_keyset=true  a trailing `Id gt N` bound of $filter is ignored ($skip is honoured)
+  ignore_upper_bound=true  a trailing `Id le M` bound of $filter (after `Id gt N`) is ignored
   no_count=true       $count is ignored
   ignore_orderby=true, ignore_select=true, ignore_top=true   $orderby, $select or $top is ignored
   max_page_size=N     server paging: N rows an answer and an @odata.nextLink to the rest
   cycle_links=true    (with max_page_size) the second piece's nextLink points back to the first
   next_link_base=URL  nextLinks are built on this base (e.g. http://127.0.0.1:PORT/api)
   link_style=relative nextLinks are relative references (`WHOSIS_000001?%24skip=...`)
+  latency=S           every answer waits S seconds (a float >= 0) first: a far, latency-bound server
 """
+
+import math
 
 DEFAULT_MODE = {
     "cap": None,
     "ignore_skip": False,
     "ignore_keyset": False,
+    "ignore_upper_bound": False,
     "no_count": False,
     "ignore_orderby": False,
     "ignore_select": False,
@@ -25,6 +30,7 @@ DEFAULT_MODE = {
     "cycle_links": False,
     "next_link_base": None,
     "link_style": "absolute",
+    "latency": 0.0,
 }
 
 
@@ -41,6 +47,10 @@ def validate_mode(settings) -> dict:
             if value is not None and not (isinstance(value, str) and value.startswith(("http://", "https://"))):
                 raise ValueError(f"next_link_base must be an http(s) URL or null, not {value!r}")
             value = value.rstrip("/") if value else None
+        elif key == "latency":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"latency must be a number of seconds >= 0, not {value!r}")
+            value = float(value)
         elif key == "link_style":
             if value not in ("absolute", "relative"):
                 raise ValueError(f"link_style must be 'absolute' or 'relative', not {value!r}")

@@ -2,15 +2,16 @@
 
 Large indicators are served from rows encoded once per query (utils/stub/indicator_rows.py), so the
 stand-in keeps up with the pipeline when it serves millions of rows (the benchmark). Keyset pages
-(`$orderby=Id` with `$filter=Id gt N` or `(<filter>) and Id gt N`) are answered from the encoding of the
-query without the bound, cut after the last Id <= N, so paging a million rows stays cheap.
+(`$orderby=Id` with `$filter=Id gt N` or `(<filter>) and Id gt N`, optionally `... and Id le M`) are
+answered from the encoding of the query without the bounds, cut after the last Id <= N (and at the last
+Id <= M), so paging a million rows, in one Id range or several at once, stays cheap.
 """
 
 from bisect import bisect_right
 from urllib.parse import urlencode
 
 from utils.odata import ODataError, apply_query, non_negative
-from utils.stub.query import count_asked, fields_of, ordered_by_id, split_keyset
+from utils.stub.query import count_asked, fields_of, join_keyset, ordered_by_id, split_keyset
 from utils.stub.wire import context_url, encode_json, invalid_query_payload
 
 
@@ -50,15 +51,17 @@ class DataAnswer:
         return 200, body + b"}", count
 
     def _as_the_mode_reads(self, raw):
-        """(the parameters left once the mode has ignored some, the keyset bound or None)."""
+        """(the parameters left once the mode has ignored some, the keyset bounds or None)."""
         params = dict(raw)
         keyset = split_keyset(params.get("$filter"))
-        if keyset and self.mode["ignore_keyset"]:
-            if keyset[0] is None:
-                del params["$filter"]
-            else:
-                params["$filter"] = keyset[0]
-            keyset = None
+        if keyset and (self.mode["ignore_keyset"] or self.mode["ignore_upper_bound"]):
+            user, lower, upper = keyset
+            lower = None if self.mode["ignore_keyset"] else lower
+            upper = None if self.mode["ignore_upper_bound"] else upper
+            params.pop("$filter")
+            if join_keyset(user, lower, upper):
+                params["$filter"] = join_keyset(user, lower, upper)
+            keyset = (user, lower, upper) if lower is not None else None
         for name in ("skip", "orderby", "select", "top"):
             if self.mode[f"ignore_{name}"]:
                 params.pop(f"${name}", None)
@@ -83,13 +86,15 @@ class DataAnswer:
             return apply_query(rows, base, fields), 0, False
         orderby = params.get("$orderby")
         if keyset and ordered_by_id(orderby):
-            user, bound = keyset
+            user, bound, upper = keyset
             try:
                 encoded, ids = self.state.encoded_query(self.resource, rows, user, orderby)
             except ODataError:
                 ids = None  # the whole filter answers with its own error
             if ids is not None:
-                return encoded, bisect_right(ids, bound), True
+                if upper is not None:
+                    encoded = encoded[: bisect_right(ids, upper)]
+                return encoded, min(bisect_right(ids, bound), len(encoded)), True
         return self.state.encoded_query(self.resource, rows, params.get("$filter"), orderby)[0], 0, True
 
     def _paged(self, raw, begin, end, skip, top):

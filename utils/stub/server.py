@@ -98,6 +98,11 @@ class StubServer:
     def requests(self):
         return self.state.request_log()
 
+    @property
+    def in_flight(self) -> dict:
+        """{"in_flight": data requests being answered now, "max_in_flight": the most at once since the last reset}."""
+        return self.state.in_flight_now()
+
     def clear_requests(self):
         with self.state.lock:
             self.state.requests.clear()

@@ -20,6 +20,8 @@ class StubState(IndicatorRows):
         self.modes = Modes(self.lock)
         self.actions = PendingActions(self.lock)
         self.requests = []  # the request log: every request but the control ones
+        self.in_flight = 0  # /api/<CODE> data requests being answered now
+        self.max_in_flight = 0  # the most of them at once since start-up or the last reset
         self.stopping = threading.Event()  # set when the server stops: drip and endless answers end
         # "Indicator", "Dimension" or "DIMENSION/<code>/DimensionValues" -> rows served instead of the samples'.
         self.reference = {}
@@ -32,12 +34,29 @@ class StubState(IndicatorRows):
         return self._sample_values
 
     def reset(self):
-        """Faults, the request log, pending actions and the mode, as at start-up (the data stays)."""
+        """Faults, the request log, pending actions, the mode and the most data requests in flight at once, as at
+        start-up (the data stays)."""
         with self.lock:
             self.faults.pending.clear()
             self.requests.clear()
             self.actions.pending.clear()
+            self.max_in_flight = self.in_flight
         self.modes.reset()
+
+    def data_request_began(self):
+        """Count a data request as in flight (until `data_request_ended`), and the most at once."""
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def data_request_ended(self):
+        with self.lock:
+            self.in_flight -= 1
+
+    def in_flight_now(self) -> dict:
+        """{"in_flight": data requests being answered now, "max_in_flight": the most at once so far}."""
+        with self.lock:
+            return {"in_flight": self.in_flight, "max_in_flight": self.max_in_flight}
 
     def request_log(self) -> list:
         """A copy of the request log, safe to read while requests are answered."""
