@@ -61,6 +61,22 @@ def parse_generate(values) -> dict:
     return generated
 
 
+def parse_generate_many(values) -> dict:
+    """{code: rows} from --generate-many N=ROWS options: N indicators MANY_0001 ... of ROWS rows each."""
+    generated = {}
+    for text in values or []:
+        count, _, rows = text.partition("=")
+        if not count.isdigit() or not rows.isdigit():
+            raise argparse.ArgumentTypeError(f"--generate-many wants N=ROWS, got {text!r}")
+        generated.update({many_code(i): int(rows) for i in range(1, int(count) + 1)})
+    return generated
+
+
+def many_code(number) -> str:
+    """The code of the `number`-th indicator --generate-many serves (from 1)."""
+    return f"MANY_{number:04d}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Serve a stand-in for the WHO GHO OData API on this machine.",
@@ -72,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=Path, default=None, help="sample folder (default ../shared/gho_samples)")
     parser.add_argument("--no-samples", action="store_true", help="serve generated data only")
     parser.add_argument("--generate", action="append", metavar="CODE=ROWS", help="serve a generated indicator")
+    parser.add_argument(
+        "--generate-many",
+        action="append",
+        metavar="N=ROWS",
+        help="serve N generated indicators MANY_0001 ... MANY_<N> of ROWS rows each",
+    )
     parser.add_argument("--max-page-size", type=int, default=None, help="page large answers with @odata.nextLink")
     parser.add_argument(
         "--mode", default=None, metavar="JSON", help="start in this mode, e.g. '{\"cap\": 1000}' (kept by reset)"
@@ -94,7 +116,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        generated = parse_generate(args.generate)
+        generated = {**parse_generate_many(args.generate_many), **parse_generate(args.generate)}
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))
     try:
