@@ -36,12 +36,18 @@ CHECKS = {
 }
 
 
-def test_tiny_benchmark_reports_every_step(tmp_path, script_env):
+TINY_MODES = ["--latency", "0.05", "--latency-rows", "5000", "--latency-page-size", "500"]
+TINY_MODES += ["--datasets", "5", "--dataset-rows", "200"]
+
+
+def test_tiny_benchmark_reports_every_step_of_every_mode(tmp_path, script_env):
+    """Every mode in one tiny run (the dlt peer has its own test below, as it needs its environment)."""
     output = tmp_path / "benchmark.json"
-    command = ["--rows", "20000", "--peers", "none", "--json", str(output)]
+    command = ["--rows", "20000", "--peers", "none", "--json", str(output), *TINY_MODES]
     result = run_script("utils/benchmark.py", *command, env=script_env, timeout=600)
     assert result.returncode == 0, result.stderr
-    [run] = json.loads(output.read_text())["results"]
+    everything = json.loads(output.read_text())
+    [run] = everything["results"]
     steps = run["steps"]
     assert set(steps) == STEPS and set(run["checks"]) == CHECKS
     assert all(step["seconds"] > 0 and step["rows_per_s"] > 0 for step in steps.values())
@@ -61,11 +67,26 @@ def test_tiny_benchmark_reports_every_step(tmp_path, script_env):
     # A peer not measured is a target not met, so --check can never pass without it.
     assert run["peers"] == {} and run["checks"]["end_to_end_vs_dlt_best"]["met"] is False
     assert "x raw COPY rate" in result.stdout and "targets:" in result.stdout
+    assert "targets missed:" in result.stdout and "end_to_end_vs_dlt_best" in result.stdout
+
+    latency = everything["modes"]["latency"]
+    assert latency["requests"] == 5000 // 500 + 1  # the pages, then the final $top=0 count
+    assert latency["floor_seconds"] == round(latency["requests"] / latency["concurrency"] * 0.05, 3)
+    assert 1 <= latency["most_in_flight"] <= latency["concurrency"]
+    assert set(latency["checks"]) == {"latency_extract_vs_floor"}
+    assert "gho-etl latency:" in result.stdout
+
+    many = everything["modes"]["many_datasets"]
+    assert many["datasets"] == 5 and many["checks"]["datasets_recorded"]["met"]
+    assert many["checks"]["unchanged_rows_written"]["met"]
+    assert "gho-etl many datasets:" in result.stdout
 
 
-def test_benchmark_refuses_bad_sizes(script_env):
+def test_benchmark_refuses_bad_sizes_and_modes(script_env):
     result = run_script("utils/benchmark.py", "--rows", "ten", env=script_env)
     assert result.returncode == 2 and "--rows wants whole numbers" in result.stderr
+    result = run_script("utils/benchmark.py", "--modes", "one-size,fast", env=script_env)
+    assert result.returncode == 2 and "--modes wants a comma list" in result.stderr
 
 
 def test_dlt_peer_runs_from_its_own_environment_and_loads_every_row(tmp_path, database_url):
