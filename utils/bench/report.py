@@ -42,8 +42,8 @@ def refresh_lines(steps):
         step = steps[name]
         skipped = f"unchanged ({step['unchanged_by']})" if step["unchanged_by"] else "not skipped"
         lines.append(
-            f"  {name:<20}{step['seconds']:>8.2f}s{step['requests']:>7} requests  {skipped}"
-            f" (process wall time {step['wall_seconds']:.2f}s)"
+            f"  {name:<20}{step['seconds']:>8.2f}s{step['requests']:>7} requests  {skipped} (of which the stand-in "
+            f"answering {step['stand_in_seconds']:.2f}s; process wall time {step['wall_seconds']:.2f}s)"
         )
     return lines
 

@@ -34,11 +34,12 @@ class StandIn:
             raise BenchmarkError(f"the stand-in did not start: {line.strip() or 'no output'}")
         self.base_url = line.rsplit(" at ", 1)[1].strip()
 
-    def requests_seen(self) -> int:
-        """How many requests the stand-in has answered so far (its request log counts all but control requests)."""
+    def request_log(self) -> list:
+        """Every request the stand-in has answered so far but the control ones; each entry says when it arrived
+        and when its answer was ready (`arrived`, `at`: the stand-in's monotonic clock)."""
         origin = self.base_url.rsplit("/api", 1)[0]
         with urllib.request.urlopen(origin + "/_control/requests", timeout=30) as answer:
-            return len(json.load(answer))
+            return json.load(answer)
 
     def most_in_flight(self) -> int:
         """The most data requests the stand-in has answered at once (its record since start or reset)."""
