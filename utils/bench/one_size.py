@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from utils.bench.baselines import measure_baselines
+from utils.bench.console import BenchmarkError, log
 from utils.bench.database import create_bench_database, embedded_postgres
 from utils.bench.peers.environment import default_cache
 from utils.bench.peers.measure import measure_dlt
@@ -37,7 +38,16 @@ def run(rows, workdir, baseline_rows=None, peers=None):
         measure_baselines(phases.steps, url, same_rows, rows, baseline_rows)
         measure_reruns(phases, rows, url, work)
         same_rows.unlink()
-        measured_peers = {}
-        if "dlt" in peers.names:
-            measured_peers = measure_dlt(peers.cache or default_cache(), url, rows, peers.rows, work)
-        return summarise(rows, phases.steps, measured_peers)
+        return summarise(rows, phases.steps, _measure_peers(peers, url, rows, work))
+
+
+def _measure_peers(peers, url, rows, work):
+    """The peers' figures; a peer that cannot be measured (its environment cannot be built, say) is reported as
+    such, and its target as missed, without losing the figures measured before it."""
+    if "dlt" not in peers.names:
+        return {}
+    try:
+        return measure_dlt(peers.cache or default_cache(), url, rows, peers.rows, work)
+    except BenchmarkError as exc:
+        log(f"  dlt not measured: {exc}")
+        return {"error": str(exc)}

@@ -52,6 +52,8 @@ def peer_lines(rows, peers):
     """The peers, each with its seconds as measured and scaled to every row; nothing when none was measured."""
     if not peers:
         return ["peers: not measured (--peers none)"]
+    if "error" in peers:
+        return ["peers: not measured, see the end_to_end_vs_dlt_best target"]
     every = f"seconds for {rows:,}"
     lines = [
         "peers (rest_api source on the same stand-in, merge on the natural key, into the same PostgreSQL):",

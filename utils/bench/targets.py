@@ -87,7 +87,8 @@ def peer_checks(peers, end_to_end):
     dlt = [step["seconds_for_all_rows"] for name, step in peers.items() if name.startswith("dlt_")]
     if not dlt:
         target = f">= {TARGETS['end_to_end_vs_dlt_best']}"
-        return {"end_to_end_vs_dlt_best": {"value": None, "target": target, "met": False, "note": "not measured"}}
+        note = "not measured" + (f": {peers['error'].splitlines()[0]}" if peers.get("error") else " (--peers none)")
+        return {"end_to_end_vs_dlt_best": {"value": None, "target": target, "met": False, "note": note}}
     ratio = round(min(dlt) / end_to_end, 2)
     return {"end_to_end_vs_dlt_best": check(ratio, ">=", TARGETS["end_to_end_vs_dlt_best"])}
 

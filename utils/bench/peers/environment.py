@@ -42,7 +42,10 @@ def peer_python(cache, name=f"dlt-{DLT_VERSION}", requirements=DLT_REQUIREMENTS)
         return python
     log(f"  building the {name} environment in {folder} (once; reused while {Path(requirements).name} is unchanged)")
     shutil.rmtree(folder, ignore_errors=True)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchmarkError(f"cannot make the peers' cache folder {folder.parent}: {exc.strerror}") from None
     _run([sys.executable, "-m", "venv", str(folder)], f"creating {folder}")
     # Every package is pinned in the file, so --no-deps installs exactly it and nothing resolved afresh.
     install = [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "-r", str(requirements)]
