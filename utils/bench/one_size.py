@@ -8,7 +8,7 @@ from typing import Optional
 
 from utils.bench.baselines import measure_baselines
 from utils.bench.console import BenchmarkError, log
-from utils.bench.database import create_bench_database, embedded_postgres
+from utils.bench.database import create_bench_database, embedded_postgres, scalar
 from utils.bench.peers.environment import default_cache
 from utils.bench.peers.measure import measure_dlt
 from utils.bench.phases import PhaseRecorder, pipeline_env
@@ -38,7 +38,9 @@ def run(rows, workdir, baseline_rows=None, peers=None):
         measure_baselines(phases.steps, url, same_rows, rows, baseline_rows)
         measure_reruns(phases, rows, url, work)
         same_rows.unlink()
-        return summarise(rows, phases.steps, _measure_peers(peers, url, rows, work))
+        result = summarise(rows, phases.steps, _measure_peers(peers, url, rows, work))
+        result["postgresql"] = scalar(url, "SHOW server_version")
+        return result
 
 
 def _measure_peers(peers, url, rows, work):

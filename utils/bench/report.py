@@ -7,7 +7,7 @@ from utils.bench.targets import TARGETS
 def table(result) -> str:
     """Every step's figures, the end-to-end comparison and each target met or missed, for one size."""
     lines = [
-        f"gho-etl benchmark: {result['rows']:,} rows (25-field GHO rows, embedded PostgreSQL 16)",
+        f"gho-etl benchmark: {result['rows']:,} rows (25-field GHO rows, embedded PostgreSQL {result['postgresql']})",
         f"{'step':<22}{'seconds':>9}{'rows/s':>11}{'peak RSS MB':>13}{'x raw COPY rate':>17}{'rows written':>14}",
     ]
     for name, step in result["steps"].items():
