@@ -43,8 +43,12 @@ GHO_MAX_PAGE_BYTES = _env("GHO_MAX_PAGE_BYTES")
 GHO_MAX_ATTEMPTS = _env("GHO_MAX_ATTEMPTS", "6")
 GHO_BACKOFF_BASE = _env("GHO_BACKOFF_BASE", "1.0")
 GHO_BACKOFF_MAX = _env("GHO_BACKOFF_MAX", "60")
-# Datasets extracted at the same time by start_extract.py (each one fetches its pages in order).
+# Datasets extracted at the same time by start_extract.py.
 GHO_EXTRACT_WORKERS = _env("GHO_EXTRACT_WORKERS", "3")
+# Pages of one indicator fetched at the same time, each from its own range of Ids (1: one after another).
+GHO_PAGE_CONCURRENCY = _env("GHO_PAGE_CONCURRENCY", "4")
+# Requests on the wire to the API at the same time, over every dataset and page of the process.
+GHO_REQUESTS_IN_FLIGHT = _env("GHO_REQUESTS_IN_FLIGHT", "8")
 
 # --- Database --------------------------------------------------------------
 DATABASE_URL = _env("DATABASE_URL")

@@ -58,6 +58,8 @@ class Settings:
     log_max_bytes: int = 10 * 1024 * 1024
     log_backup_count: int = 5
     extract_workers: int = 3
+    page_concurrency: int = 1  # load_settings' default is GHO_PAGE_CONCURRENCY=4; 1 pages each indicator in turn
+    requests_in_flight: int = 8  # requests on the wire to the API at once, in the whole process
     max_page_bytes: Optional[int] = None
     full_refresh_days: float = 7.0  # the probe may skip a download only this long after the last full one
     full_refresh: bool = False  # --full-refresh: download whatever the probe says
@@ -170,6 +172,8 @@ def load_settings() -> Settings:
         log_max_bytes=_number("GHO_LOG_MAX_BYTES", cfg.LOG_MAX_BYTES, int, 1024),
         log_backup_count=_number("GHO_LOG_BACKUP_COUNT", cfg.LOG_BACKUP_COUNT, int, 0, 1000),
         extract_workers=_number("GHO_EXTRACT_WORKERS", cfg.GHO_EXTRACT_WORKERS, int, 1, 16),
+        page_concurrency=_number("GHO_PAGE_CONCURRENCY", cfg.GHO_PAGE_CONCURRENCY, int, 1, 32),
+        requests_in_flight=_number("GHO_REQUESTS_IN_FLIGHT", cfg.GHO_REQUESTS_IN_FLIGHT, int, 1, 64),
         history_days=_number("GHO_HISTORY_DAYS", cfg.HISTORY_DAYS, int, 1, 36500),
         alert_webhook=_webhook(cfg.ALERT_WEBHOOK),
         alert_on_recovery=_flag("GHO_ALERT_RECOVERY", cfg.ALERT_RECOVERY),

@@ -122,7 +122,8 @@ def test_a_server_that_ignores_skip_still_yields_every_row(make_settings, stub, 
 
 def test_a_server_that_ignores_the_id_bound_fails_clearly_and_applies_nothing(script_env, stub, database_url):
     stub.set_rows(INDICATOR, generate_rows(INDICATOR, 100))
-    env = dict(script_env, GHO_PAGE_SIZE="20")
+    # Pages in turn: the bound is on its requests (tests/test_concurrent_pages.py: pages side by side).
+    env = dict(script_env, GHO_PAGE_SIZE="20", GHO_PAGE_CONCURRENCY="1")
     run_script("start_scheduler.py", "--once", env=env, check=0)
     before = table_checksum(database_url, DATASET)
     stub.set_rows(INDICATOR, generate_rows(INDICATOR, 100, seed=2))

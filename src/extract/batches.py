@@ -83,6 +83,11 @@ def start_over(store, source, dataset, request, batch_id, state, change: SourceC
         extra={"dataset": dataset.name, "batch_id": batch_id, "restart": restarts + 1},
     )
     fresh = source.new_state(request, state["attempt"] + 1)
+    # What the source learnt of the API in this batch (e.g. that it ignores an Id range's upper bound) holds
+    # for the attempts after it too.
+    carry = dict(state.get("carry") or {}, **getattr(change, "carry", {}))
+    if carry:
+        fresh["carry"] = carry
     # First the state: the old pages are no longer listed, so never trusted, whenever this is killed.
     store.write_json(batch_file(dataset.name, batch_id, PROGRESS), fresh)
     for page in state["pages"]:

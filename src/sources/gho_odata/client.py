@@ -12,7 +12,9 @@ Every request is bounded whatever the server does:
 
 Transient trouble (connection errors, deadlines, 429, 5xx, an empty or
 unparseable body, an answer the caller's check calls short) is retried with
-exponential backoff and jitter, honouring `Retry-After`. Anything retrying
+exponential backoff and jitter, honouring `Retry-After`; the backoff pauses every
+request of the process to the API, and at most GHO_REQUESTS_IN_FLIGHT are on the
+wire at once (`politeness`). Anything retrying
 cannot fix (404, 400, other 4xx, a foreign link, a body over the limit) fails
 at once with a message that names the indicator. Text the server wrote reaches
 a message only through `printable`.
@@ -20,7 +22,6 @@ a message only through `printable`.
 
 import logging
 import random
-import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
@@ -30,6 +31,7 @@ import urllib3
 
 from src.errors import ExtractError, IndicatorNotFound, SourceUnavailable, TransientAnswer
 from src.sources.gho_odata.answer import Answer, parse_answer
+from src.sources.gho_odata import politeness
 from src.sources.gho_odata.http_deadline import Deadline, mount_deadline_adapters
 from src.text import printable
 
@@ -76,7 +78,7 @@ def origin_of(url: str):
 
 
 class GhoClient:
-    def __init__(self, settings, session=None, sleep=time.sleep):
+    def __init__(self, settings, session=None):
         self.base_url = settings.api_base_url
         self.origin = origin_of(self.base_url)
         self.timeout = settings.http_timeout
@@ -84,10 +86,13 @@ class GhoClient:
         self.max_attempts = settings.max_attempts
         self.backoff_base = settings.backoff_base
         self.backoff_max = settings.backoff_max
-        self.session = mount_deadline_adapters(session or requests.Session())
+        self.page_concurrency = settings.page_concurrency
+        self.polite = politeness.shared(self.origin, settings.requests_in_flight)
+        # A connection kept for each request that may be on the wire at once (urllib3 keeps 10 by default).
+        pool = max(10, settings.page_concurrency, settings.requests_in_flight)
+        self.session = mount_deadline_adapters(session or requests.Session(), pool)
         self.session.headers.setdefault("User-Agent", USER_AGENT)
         self.session.headers["Accept"] = "application/json"
-        self._sleep = sleep
 
     def close(self):
         self.session.close()
@@ -119,7 +124,8 @@ class GhoClient:
         """
         for attempt in range(1, self.max_attempts + 1):
             try:
-                page = self._get_once(url, params, indicator)
+                with self.polite.slot():
+                    page = self._get_once(url, params, indicator)
                 if check is not None:
                     check(page)
                 return page
@@ -138,7 +144,7 @@ class GhoClient:
                     delay,
                     extra={"indicator": indicator, "attempt": attempt, "delay_s": round(delay, 3)},
                 )
-                self._sleep(delay)
+                self.polite.pause(delay)  # the next attempt, and every other request, waits it out
         raise AssertionError("unreachable")
 
     def _delay(self, attempt, retry_after, indicator):

@@ -125,8 +125,9 @@ class _DeadlineAdapter(requests.adapters.HTTPAdapter):
         return manager
 
 
-def mount_deadline_adapters(session: requests.Session) -> requests.Session:
-    """Make every http(s) exchange of `session` subject to the Deadline active in its thread."""
-    session.mount("http://", _DeadlineAdapter())
-    session.mount("https://", _DeadlineAdapter())
+def mount_deadline_adapters(session: requests.Session, pool_size: int = 10) -> requests.Session:
+    """Make every http(s) exchange of `session` subject to the Deadline active in its thread; keep up to
+    `pool_size` connections to a host, for requests made side by side."""
+    session.mount("http://", _DeadlineAdapter(pool_maxsize=pool_size))
+    session.mount("https://", _DeadlineAdapter(pool_maxsize=pool_size))
     return session

@@ -33,65 +33,37 @@ its chain), so a counted attempt needs at most (count + 1) x (MAX_EMPTY_PIECES
 + 2) + 1 requests; `_within_budget` fails one that makes more (a backstop: the
 rules above stop it first). Without a count the backstop is
 REQUESTS_WITHOUT_COUNT.
+
+With GHO_PAGE_CONCURRENCY above 1 the rest of an indicator, after its first
+answer, is paged in Id ranges side by side, each range by a pager of its own
+as above (`ranges`).
 """
 
 import hashlib
 import logging
+import threading
 
 import requests
 
 from src.contracts.landing import PageEntry, page_file
 from src.errors import ExtractError, SourceChanged, TransientAnswer
 from src.faultpoints import crash_point
+from src.sources.gho_odata import ranges
+from src.sources.gho_odata.paging_state import (  # noqa: F401  (part of this module's surface)
+    PAGING,
+    new_indicator_paging,
+    new_paging_state,
+    new_query,
+    query_params,
+    total_params,
+)
 from src.text import printable
 
 log = logging.getLogger("gho_etl.extract")
 
-PAGING = "keyset:Id"
 REQUESTS_WITHOUT_COUNT = 100_000
 MAX_EMPTY_PIECES = 3
 MAX_LINK_CHARS = 8192
-
-
-def query_params(request, after=None) -> dict:
-    """The keyset request for the rows after Id `after` (the first rows when None)."""
-    params = {"$top": str(request["page_size"]), "$orderby": "Id", "$count": "true"}
-    user_filter = request["filter"]
-    if after is None:
-        if user_filter:
-            params["$filter"] = user_filter
-    else:
-        params["$filter"] = f"({user_filter}) and Id gt {int(after)}" if user_filter else f"Id gt {int(after)}"
-    return params
-
-
-def total_params(request) -> dict:
-    """A request for the source's count alone."""
-    params = {"$top": "0", "$count": "true"}
-    if request["filter"]:
-        params["$filter"] = request["filter"]
-    return params
-
-
-def new_paging_state(attempt=1) -> dict:
-    """The paging state of a fresh attempt (kept in progress.json, so a killed run resumes it)."""
-    return {"version": 2, "attempt": attempt, "pages": [], **new_indicator_paging()}
-
-
-def new_indicator_paging() -> dict:
-    """Where the paging of one indicator stands: rows landed, last Id, count, requests, next step."""
-    return {
-        "landed": 0,
-        "last_id": None,
-        "count": None,
-        "requests": 0,
-        "step": {"kind": "query", "after": None, "url": None},
-        "query": _new_query(0),
-    }
-
-
-def _new_query(landed_before) -> dict:
-    return {"landed_before": landed_before, "rows": 0, "empty_answers": 0, "empty_pieces": 0}
 
 
 class KeysetPager:
@@ -102,7 +74,7 @@ class KeysetPager:
     (then each page entry names its indicator, `tag`).
     """
 
-    def __init__(self, client, request, state, writer, bar, dataset_name, batch=None, tag=None):
+    def __init__(self, client, request, state, writer, bar, dataset_name, batch=None, tag=None, part=None):
         self.client = client
         self.request = request
         self.indicator = request["indicator"]
@@ -114,6 +86,9 @@ class KeysetPager:
         self.writer = writer
         self.bar = bar
         self.dataset_name = dataset_name
+        # An Id range of the indicator (`ranges.IdRange`, paged beside the others) or None: the whole of it.
+        self.part = part
+        self.lock = part.lock if part else threading.Lock()  # held from an answer's checks to its put
         # Digests of the URLs asked in the current nextLink chain (kept in memory only: the Id
         # order check still stops a loop that a resumed run no longer remembers).
         self._visited = set()
@@ -122,8 +97,11 @@ class KeysetPager:
         while self.state["step"] is not None:
             self.writer.check()
             self._within_budget()
-            if self.state["step"]["kind"] == "total":
+            kind = self.state["step"]["kind"]
+            if kind == "total":
                 self._confirm_total()
+            elif kind == "ranges":
+                ranges.run_ranges(self)
             else:
                 self._fetch(self.state["step"])
 
@@ -139,12 +117,17 @@ class KeysetPager:
 
     # --- one keyset request, or one piece of its nextLink chain ---------------------
     def _fetch(self, step):
-        state, query = self.state, self.state["query"]
         url = step["url"] or self.indicator_url
-        params = None if step["url"] else query_params(self.request, step["after"])
+        upto = self.part.upto if self.part else None
+        params = None if step["url"] else query_params(self.request, step["after"], upto)
         if params is not None:
             self._visited = {_digest(requests.Request("GET", url, params=params).prepare().url)}
         page = self.client.get_answer(url, params, self.indicator, check=lambda answer: self._believable(answer, step))
+        with self.lock:  # the state saved lists only pages put: pages of other ranges wait
+            self._take(step, url, page)
+
+    def _take(self, step, url, page):
+        state, query = self.state, self.state["query"]
         state["requests"] += 1
         crash_point("extract.page_received")
         self._check_order(page)
@@ -154,7 +137,7 @@ class KeysetPager:
             name = page_file(len(self.pages))
             # sha256 stays None here: the writer computes it, off this thread.
             entry = PageEntry(name, page.count, first_id=page.first_id, last_id=page.last_id, indicator=self.tag)
-            self.pages.append(entry.to_json())
+            ranges.add_page(self.pages, entry.to_json(), in_order=self.part is not None)
             state["landed"] += page.count
             state["last_id"] = page.last_id
             query["rows"] += page.count
@@ -193,6 +176,8 @@ class KeysetPager:
                 f"the API's answer cannot be paged by Id: {page.ids_problem} "
                 "(keyset paging needs every row's integer Id, in ascending order for $orderby=Id)"
             )
+        if self.part is not None:
+            self.part.check_bounds(page)
         last = self.state["last_id"]
         if page.count and last is not None and page.first_id <= last:
             raise self._fail(
@@ -220,8 +205,11 @@ class KeysetPager:
             return {"kind": "query", "after": step["after"], "url": self._link(url, page)}
         if state["count"] is not None:
             if state["landed"] >= state["count"]:
-                return {"kind": "total"}
-            state["query"] = _new_query(state["landed"])
+                # An Id range is proven by the indicator's own final count, over every range.
+                return None if self.part else {"kind": "total"}
+            state["query"] = new_query(state["landed"])
+            if self.part is None and step["after"] is None and ranges.concurrency(self) > 1:
+                return ranges.split(self)  # pages side by side, or, when that cannot help, the keyset step
             return {"kind": "query", "after": state["last_id"], "url": None}
         if query["rows"] == 0:
             query["empty_answers"] += 1
@@ -229,7 +217,7 @@ class KeysetPager:
                 return None  # the end: two empty answers in a row after the last row
             query["empty_pieces"] = 0
             return {"kind": "query", "after": step["after"], "url": None}
-        state["query"] = _new_query(state["landed"])
+        state["query"] = new_query(state["landed"])
         return {"kind": "query", "after": state["last_id"], "url": None}
 
     def _link(self, url, page) -> str:

@@ -1,0 +1,184 @@
+"""Pages of one indicator side by side (GHO_PAGE_CONCURRENCY), each Id range paged by keyset as a whole one is.
+
+A far API answers a page in little more than the time it takes to reach it, so a large indicator paged one
+page after another spends its time waiting. Once the first keyset answer has given the count C and the first
+page, the rest, when more than a page remains, is split by Id: the largest Id (one request,
+`$orderby=Id desc&$top=1&$select=Id`) ends (last Id landed, largest Id], and that span is cut into up to
+GHO_PAGE_CONCURRENCY ranges, each as many pages wide as the rows would fill were they spread evenly (`_cuts`).
+Every range but the last is `Id gt a and Id le b`; the last is `Id gt a` alone, so a wrong largest Id costs
+speed, never rows. Each range is paged exactly as a whole
+indicator is (`paging.KeysetPager`): keyset on Id, its first answer's count its own target, every later count
+checked against it, Ids strictly ascending and inside its bounds.
+
+The plan (the ranges and each one's paging state) is part of the indicator's paging state in
+progress.json, so a killed run resumes every range where it stopped, with whatever concurrency is set
+then. Completeness is proven as for a whole indicator: the rows landed over the first page and every range
+must add up to C, and one final `$top=0` count over the whole filter must equal them. Page entries go into
+the batch's list in Id order (range order), so the manifest lists pages as paging one after another would.
+
+A server that ignores the upper bound shows it by a row above it: the batch starts over, one page after
+another (`RangesNotHonoured`, a SourceChanged that the extract's start over records in the new state's
+`carry`). A largest Id that a server ignoring `$orderby`, `$select` or `$top` gets wrong only makes the
+ranges uneven, or, below the last Id landed, paging one page after another.
+"""
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from src.errors import ExtractError, SourceChanged
+from src.sources.gho_odata.paging_state import max_id_params, new_indicator_paging
+
+log = logging.getLogger("gho_etl.extract")
+
+
+class RangesNotHonoured(SourceChanged):
+    """The API ignored an Id range's upper bound: start the batch over, paging one page after another."""
+
+    carry = {"page_concurrency": 1}
+
+
+class _Stopped(Exception):
+    """Another range failed: this one stops at its next page."""
+
+
+def concurrency(pager) -> int:
+    carried = (pager.batch.get("carry") or {}).get("page_concurrency")
+    return min(pager.client.page_concurrency, carried or pager.client.page_concurrency)
+
+
+def _max_id(pager):
+    """The largest Id the answer holds (None when it holds none or the API refused the question)."""
+    try:
+        page = pager.client.get_answer(pager.indicator_url, max_id_params(pager.request), pager.indicator)
+    except ExtractError as exc:
+        log.warning("indicator %s: no largest Id (%s); its pages go one after another", pager.indicator, exc)
+        return None
+    ids = [value for value in (page.first_id, page.last_id) if isinstance(value, int) and not isinstance(value, bool)]
+    return max(ids) if ids else None
+
+
+def split(pager) -> dict:
+    """The step after the first keyset answer: the Id ranges, planned into the state, or the next keyset page."""
+    state = pager.state
+    after, left = state["last_id"], state["count"] - state["landed"]
+    pages = -(-left // pager.request["page_size"])
+    if pages < 2:
+        return {"kind": "query", "after": after, "url": None}
+    largest = _max_id(pager)
+    state["requests"] += 1
+    if largest is None or largest - after < 2:
+        return {"kind": "query", "after": after, "url": None}
+    state["ranges"] = [
+        {"above": above, "upto": upto, **new_indicator_paging(after=above)}
+        for above, upto in _cuts(after, largest, left, pages, pager.request["page_size"], concurrency(pager))
+    ]
+    state["before_ranges"] = {"landed": state["landed"], "requests": state["requests"], "largest_id": largest}
+    return {"kind": "ranges"}
+
+
+def _cuts(after, largest, left, pages, page_size, most):
+    """[(above, upto), ...]: the Id ranges, the last one unbounded above (upto None).
+
+    Each range spans the Ids of a whole number of pages were the `left` rows spread evenly over
+    (after, largest]: as many pages each as the most ranges need, so paging them asks no more pages
+    than paging in turn would, and they end together.
+    """
+    per_range = -(-pages // most)
+    ids_per_page = (largest - after) * page_size / left
+    cuts = [after]
+    for number in range(1, -(-pages // per_range)):
+        cut = after + round(number * per_range * ids_per_page)
+        if cut > cuts[-1] and cut < largest:
+            cuts.append(cut)
+    return list(zip(cuts, cuts[1:] + [None]))
+
+
+def add_page(pages, entry, in_order):
+    """Add a page entry; `in_order`: before the later pages of the same indicator, so entries stay in Id order."""
+    position = len(pages)
+    if in_order:
+        while (
+            position > 0
+            and pages[position - 1].get("indicator") == entry.get("indicator")
+            and pages[position - 1].get("first_id") is not None
+            and pages[position - 1]["first_id"] > entry["first_id"]
+        ):
+            position -= 1
+    pages.insert(position, entry)
+
+
+class IdRange:
+    """One range's bounds, and what its pager shares with the others: the lock and the stop signal."""
+
+    def __init__(self, part, lock, stop):
+        self.above, self.upto = part["above"], part["upto"]
+        self.lock, self.stop = lock, stop
+
+    def check_bounds(self, page):
+        if self.upto is not None and page.count and page.last_id > self.upto:
+            raise RangesNotHonoured(
+                f"the API sent Id {page.last_id} for Ids above {self.above} up to {self.upto}: it ignores the "
+                "upper bound of an Id range, so the pages go one after another"
+            )
+
+
+class _RangeSink:
+    """The sink as a range's pager sees it: the indicator's totals are summed before every save."""
+
+    def __init__(self, sink, state, stop):
+        self.sink, self.state, self.stop = sink, state, stop
+
+    def check(self):
+        if self.stop.is_set():
+            raise _Stopped()
+        self.sink.check()
+
+    def put(self, name, raw, batch):
+        state, before = self.state, self.state["before_ranges"]
+        state["landed"] = before["landed"] + sum(part["landed"] for part in state["ranges"])
+        state["requests"] = before["requests"] + sum(part["requests"] for part in state["ranges"])
+        self.sink.put(name, raw, batch)
+
+
+def run_ranges(pager):
+    """Page every range not yet complete, up to GHO_PAGE_CONCURRENCY at once; then the final count is next."""
+    state, stop = pager.state, threading.Event()
+    sink = _RangeSink(pager.writer, state, stop)
+    pagers = [
+        type(pager)(  # a paging.KeysetPager, which builds on this module
+            pager.client,
+            pager.request,
+            part,
+            sink,
+            pager.bar,
+            pager.dataset_name,
+            pager.batch,
+            pager.tag,
+            part=IdRange(part, pager.lock, stop),
+        )
+        for part in state["ranges"]
+        if part["step"] is not None
+    ]
+    errors = []
+    if pagers:
+        with ThreadPoolExecutor(max_workers=min(concurrency(pager), len(pagers)), thread_name_prefix="pages") as pool:
+            for future in [pool.submit(_run, one, stop, errors) for one in pagers]:
+                future.result()
+    if errors:
+        raise next((error for error in errors if isinstance(error, RangesNotHonoured)), errors[0])
+    with pager.lock:
+        counted = sum(part["count"] or 0 for part in state["ranges"]) + state["before_ranges"]["landed"]
+        if counted != state["count"] or state["landed"] != state["count"]:
+            raise SourceChanged(f"the source counted {state['count']} rows, then {counted} over its Id ranges")
+        state["step"] = {"kind": "total"}
+
+
+def _run(one, stop, errors):
+    try:
+        one.run()
+    except _Stopped:
+        pass
+    except BaseException as exc:  # the first failure stops every range; run_ranges raises it
+        errors.append(exc)
+        stop.set()

@@ -1,0 +1,215 @@
+"""Pages of one indicator side by side (GHO_PAGE_CONCURRENCY), bounded and polite, landing what paging in turn lands.
+
+Against the stand-in made far (mode latency) and its record of the most requests it had in flight, and a
+small server of our own that lies about the largest Id: four ranges are fetched at once and the batch
+equals a sequential one row for row and page order; GHO_REQUESTS_IN_FLIGHT bounds two datasets extracted
+side by side; a Retry-After pauses every thread; a kill -9 with ranges in flight resumes and lands every
+row once; every server that ignores a bound, $orderby, $select or $top loses and repeats nothing; and
+GHO_PAGE_CONCURRENCY=1 asks exactly what paging in turn always asked.
+"""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from src.contracts.landing import MANIFEST, PROGRESS
+from src.contracts.layout import Layout
+from src.errors import ExtractError
+from src.extract.phase import extract_dataset
+from tests.api_checks import api_requests, paging_steps
+from tests.boundary_checks import DATASET, INDICATOR
+from tests.helpers import complete_batches, run_script
+from tests.odata_servers import http_server
+from utils.gho_samples import FIELDS, generate_rows
+from utils.odata import apply_query
+
+ROWS, PAGE = 4500, 500  # the first page, then 8 pages in 4 ranges of 2
+
+
+def _landed(settings, dataset=DATASET):
+    """(manifest, every landed row in manifest order)."""
+    batch = complete_batches(Layout(settings.data_dir), dataset)[-1]
+    manifest = json.loads((batch / MANIFEST).read_text())
+    rows = [row for page in manifest["pages"] for row in json.loads((batch / page["file"]).read_text())["value"]]
+    return manifest, rows
+
+
+def _asked(stub, name) -> list:
+    """The value of query parameter `name` in each API request (None where it was not asked)."""
+    return [parse_qs(r["query"]).get(name, [None])[-1] for r in api_requests(stub)]
+
+
+def _extract(make_settings, name, **overrides):
+    settings = make_settings(data_dir=make_settings().data_dir.parent / name, page_size=PAGE, **overrides)
+    result = extract_dataset(settings, settings.datasets[DATASET])
+    return settings, result
+
+
+def test_four_ranges_at_once_land_what_paging_in_turn_lands(make_settings, stub):
+    stub.set_rows(INDICATOR, generate_rows(INDICATOR, ROWS))
+    sequential, _ = _extract(make_settings, "sequential", page_concurrency=1)
+    stub.reset()  # the request log and the most requests in flight
+    stub.set_mode(latency=0.3)
+    concurrent, result = _extract(make_settings, "concurrent", page_concurrency=4)
+    assert stub.in_flight["max_in_flight"] == 4
+    manifest, rows = _landed(concurrent)
+    expected_manifest, expected_rows = _landed(sequential)
+    assert rows == expected_rows  # the same rows in the same order
+    assert [row["Id"] for row in rows] == list(range(1, ROWS + 1))
+    assert (manifest["rows"], manifest["source_count"], manifest["complete_by"]) == (ROWS, ROWS, "count")
+    assert (result.rows, result.source_count) == (ROWS, ROWS)
+    firsts = [page["first_id"] for page in manifest["pages"]]
+    assert firsts == sorted(firsts) and len(set(page["file"] for page in manifest["pages"])) == len(firsts)
+    steps = paging_steps(stub)
+    assert steps[0] == "first" and steps[-1] == "count" and steps.count("count") == 1
+    assert _asked(stub, "$orderby").count("Id desc") == 1  # the largest Id, asked once
+
+
+def test_concurrency_one_asks_exactly_what_paging_in_turn_asked(make_settings, stub):
+    stub.set_rows(INDICATOR, generate_rows(INDICATOR, 2200))
+    settings, _ = _extract(make_settings, "one", page_concurrency=1)
+    assert paging_steps(stub) == ["first", 500, 1000, 1500, 2000, "count"]
+    assert "Id desc" not in _asked(stub, "$orderby") and not any(
+        " le " in (text or "") for text in _asked(stub, "$filter")
+    )
+    batch = complete_batches(Layout(settings.data_dir), DATASET)[-1]
+    assert set(json.loads((batch / PROGRESS).read_text())) == {
+        "version", "attempt", "pages", "landed", "last_id", "count", "requests", "step", "query"
+    }  # fmt: skip
+
+
+def test_requests_in_flight_bound_two_datasets_extracted_side_by_side(make_settings, stub):
+    codes = {"first": "GEN_CA", "second": "GEN_CB"}
+    for code in codes.values():
+        stub.set_rows(code, generate_rows(code, 3000))
+    settings = make_settings(
+        {name: {"indicator": code} for name, code in codes.items()},
+        page_size=300,
+        page_concurrency=4,
+        requests_in_flight=2,
+    )
+    stub.set_mode(latency=0.1)
+    results = {}
+    threads = [
+        threading.Thread(target=lambda n=name: results.update({n: extract_dataset(settings, settings.datasets[n])}))
+        for name in codes
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert stub.in_flight["max_in_flight"] == 2
+    for name in codes:
+        assert (results[name].rows, results[name].source_count) == (3000, 3000)
+        assert [row["Id"] for row in _landed(settings, name)[1]] == list(range(1, 3001))
+
+
+def test_a_retry_after_pauses_every_thread_not_only_the_one_that_got_it(make_settings, stub):
+    rows = PAGE + 4 * 10 * PAGE  # 4 ranges of 10 pages: every range has pages left to ask during the pause
+    stub.set_rows(INDICATOR, generate_rows(INDICATOR, rows))
+    stub.set_mode(latency=0.1)
+    stub.add_fault("status", status=429, retry_after=1, after=4, path=INDICATOR)  # while ranges are in flight
+    settings, result = _extract(make_settings, "polite", page_concurrency=4)
+    [refused] = [r for r in stub.requests if r.get("fault") == "status"]
+    assert refused["status"] == 429
+    # Requests on the wire when the 429 went out may still arrive; none is sent after the client read it.
+    during = [r for r in api_requests(stub) if refused["at"] + 0.25 < r["arrived"] < refused["at"] + 1.0]
+    assert during == []
+    assert len([r for r in api_requests(stub) if r["arrived"] >= refused["at"] + 1.0]) > 4
+    assert [row["Id"] for row in _landed(settings)[1]] == list(range(1, rows + 1))
+
+
+@pytest.mark.parametrize("point", ["extract.page_received@4", "extract.page_written@5", "extract.page_done@6"])
+def test_a_kill_with_ranges_in_flight_resumes_and_lands_every_row_once(script_env, stub, tmp_path, point):
+    stub.set_rows(INDICATOR, generate_rows(INDICATOR, ROWS))
+    stub.set_mode(latency=0.05)
+    env = dict(script_env, GHO_PAGE_SIZE=str(PAGE), GHO_PAGE_CONCURRENCY="4")
+    killed = run_script("start_extract.py", env=dict(env, GHO_ETL_CRASH_AT=point))
+    assert killed.returncode == -9, killed.stderr
+    layout = Layout(tmp_path / "data")
+    [batch] = list(layout.landing(DATASET).iterdir())
+    progress = json.loads((batch / PROGRESS).read_text())
+    assert len(progress["ranges"]) == 4 and progress["step"] == {"kind": "ranges"}
+    stub.clear_requests()
+    run_script("start_extract.py", env=env, check=0)
+    [complete] = complete_batches(layout, DATASET)
+    assert complete == batch  # resumed, not started over
+    manifest = json.loads((batch / MANIFEST).read_text())
+    ids = [row["Id"] for page in manifest["pages"] for row in json.loads((batch / page["file"]).read_text())["value"]]
+    assert ids == list(range(1, ROWS + 1))
+    pages = [text for text, top in zip(_asked(stub, "$filter"), _asked(stub, "$top")) if top != "0"]
+    assert all(text.startswith("Id gt ") for text in pages)  # no page asked again from the start
+
+
+@pytest.mark.parametrize("mode", ["ignore_upper_bound", "ignore_orderby", "ignore_select", "ignore_top"])
+def test_a_server_that_ignores_part_of_a_query_loses_and_repeats_no_row(make_settings, stub, caplog, mode):
+    stub.set_rows(INDICATOR, generate_rows(INDICATOR, ROWS))
+    stub.set_mode(**{mode: True})
+    settings, result = _extract(make_settings, mode, page_concurrency=4)
+    manifest, rows = _landed(settings)
+    assert [row["Id"] for row in rows] == list(range(1, ROWS + 1))
+    assert (result.rows, result.source_count, manifest["complete_by"]) == (ROWS, ROWS, "count")
+    if mode == "ignore_upper_bound":
+        [warning] = [r for r in caplog.records if "ignores the upper bound" in r.getMessage()]
+        assert warning.levelname == "WARNING" and "starts over" in warning.getMessage()
+        assert manifest["restarts"] == 1
+        batch = complete_batches(Layout(settings.data_dir), DATASET)[-1]
+        assert json.loads((batch / PROGRESS).read_text())["carry"] == {"page_concurrency": 1}
+
+
+def test_a_server_that_ignores_the_lower_bound_of_a_range_fails_clearly_within_a_few_requests(make_settings, stub):
+    stub.set_rows(INDICATOR, generate_rows(INDICATOR, ROWS))
+    stub.set_mode(ignore_keyset=True)
+    settings = make_settings(page_size=PAGE, page_concurrency=4)
+    with pytest.raises(ExtractError, match="sent rows from Id 1 again after rows up to Id"):
+        extract_dataset(settings, settings.datasets[DATASET])
+    assert len(api_requests(stub)) <= 2 + 4  # the first page, the largest Id, one page of each range at most
+    assert complete_batches(Layout(settings.data_dir), DATASET) == []
+
+
+class _LargestIdLies(BaseHTTPRequestHandler):
+    """Answers keyset and range pages truly, from generated rows, and the largest Id question as `lie` says."""
+
+    protocol_version = "HTTP/1.0"
+    rows = generate_rows(INDICATOR, 3000)
+    lie = "small"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        params = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        status, answer = 200, None
+        if params.get("$orderby") == "Id desc":
+            status, answer = self._lie(params)
+        if answer is None:
+            answer = {"value": apply_query(self.rows, params, FIELDS)}
+            if params.get("$count") == "true":
+                answer["@odata.count"] = len(apply_query(self.rows, {"$filter": params.get("$filter")}, FIELDS))
+        body = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _lie(self, params):
+        if self.lie == "refused":
+            return 400, {"error": {"message": "The query specified in the URI is not valid."}}
+        lies = {"small": [{"Id": 700}], "large": [{"Id": 10**12}], "none": [], "no_id": [{"Idx": 3}]}
+        if self.lie == "everything":  # $top and $select ignored: every row, largest Id first
+            return 200, {"value": apply_query(self.rows, {"$orderby": "Id desc"}, FIELDS)}
+        return 200, {"value": lies[self.lie]}
+
+
+@pytest.mark.parametrize("lie", ["small", "large", "none", "no_id", "everything", "refused"])
+def test_a_wrong_largest_id_costs_speed_never_rows(make_settings, lie):
+    handler = type("Lying", (_LargestIdLies,), {"lie": lie})
+    with http_server(handler) as base_url:
+        settings, result = _extract(make_settings, lie, api_base_url=base_url, page_concurrency=4)
+    manifest, rows = _landed(settings)
+    assert [row["Id"] for row in rows] == list(range(1, 3001))
+    assert (result.rows, result.source_count, manifest["complete_by"]) == (3000, 3000, "count")
