@@ -6,7 +6,7 @@ indicator of `rows` rows is paged by `page_size`, so it takes many requests. The
 with the same requests and concurrency can beat: requests / concurrency x latency, with the requests the
 extract says it made (its manifest's `requests`) and the concurrency it was configured with (the smaller of
 GHO_PAGE_CONCURRENCY and GHO_REQUESTS_IN_FLIGHT, 1 where a setting does not exist). The stand-in's own
-record of the most requests it answered at once is reported beside it.
+record of the most requests it answered at once, and of how many it answered, are reported beside them.
 """
 
 import json
@@ -40,6 +40,7 @@ def measure_latency(work, latency=0.5, rows=40_000, page_size=1_000) -> dict:
         with serving(phases.env, rows, latency=latency) as stand_in:
             phases.measure("latency_extract", "extract", rows)
             most_in_flight = stand_in.most_in_flight()
+            answered = len(stand_in.request_log())
     step = phases.steps["latency_extract"]
     requests = _manifest_requests(work)
     concurrency = configured_concurrency(phases.env)
@@ -51,6 +52,7 @@ def measure_latency(work, latency=0.5, rows=40_000, page_size=1_000) -> dict:
         "rows": rows,
         "page_size": page_size,
         "requests": requests,
+        "stand_in_requests": answered,
         "concurrency": concurrency,
         "most_in_flight": most_in_flight,
         "floor_seconds": round(floor, 3),
