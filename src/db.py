@@ -8,6 +8,8 @@ it stops when the last process using it exits.
 """
 
 import logging
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -28,6 +30,7 @@ CONNECT_TIMEOUT_S = 10
 # a character it cannot hold, instead of storing "CÃ´te" for "Côte".
 CLIENT_ENCODING = "UTF8"
 MIN_SERVER_VERSION = 150000  # NULLS NOT DISTINCT unique indexes
+POOL_SIZE = 4  # idle connections kept while pooling: one per job thread is enough
 
 
 def describe_dsn(dsn: str) -> str:
@@ -64,6 +67,8 @@ class Database:
         self._embedded = None
         self._embedded_password = None
         self._announced = False
+        self._pool = None  # idle connections while `pooled` is on, else None (every block connects anew)
+        self._pool_lock = threading.Lock()
 
     @property
     def embedded_dir(self) -> Path:
@@ -120,6 +125,65 @@ class Database:
                     f"(see {self.embedded_dir / 'log'})"
                 ) from None
         return self._embedded.get_uri()
+
+    @contextmanager
+    def pooled(self):
+        """For the block, `connection()` hands out idle connections again instead of connecting each time (a
+        --once run over many datasets); every idle one is closed when the block ends."""
+        with self._pool_lock:
+            self._pool = []
+        try:
+            yield self
+        finally:
+            with self._pool_lock:
+                idle, self._pool = self._pool, None
+            for connection in idle:
+                connection.close()
+
+    @contextmanager
+    def connection(self):
+        """A connection for the block: an idle pooled one that still answers, else a new one.
+
+        It goes back to the pool only when the block ended without an exception and left no transaction
+        open (a session setting such as the load's work_mem may stay: every user sets what it needs);
+        otherwise it is closed, so a connection in doubt is never handed out again.
+        """
+        connection = self._take_idle() or self.connect()
+        try:
+            yield connection
+        except BaseException:
+            connection.close()
+            raise
+        self._give_back(connection)
+
+    def _take_idle(self):
+        """An idle pooled connection, once a round trip proves it alive (a server restart or a terminated
+        backend is only seen on use); None when there is none."""
+        while True:  # bounded: each pass removes one connection from the pool
+            with self._pool_lock:
+                if not self._pool:
+                    return None
+                connection = self._pool.pop()
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT 1")
+                connection.rollback()
+                return connection
+            except psycopg2.Error:
+                log.info("a pooled database connection was lost; connecting anew")
+                connection.close()
+
+    def _give_back(self, connection):
+        idle = (
+            not connection.closed
+            and not connection.autocommit
+            and connection.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        )
+        with self._pool_lock:
+            if idle and self._pool is not None and len(self._pool) < POOL_SIZE:
+                self._pool.append(connection)
+                return
+        connection.close()
 
     def connect(self):
         """A new connection (autocommit off); DatabaseUnavailable when it cannot be had."""

@@ -11,11 +11,16 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 
 from src.contracts import ledger
 
 log = logging.getLogger("gho_etl.runs")
+
+# The rows older than GHO_HISTORY_DAYS (a scan of the whole history) are deleted at the first start a
+# RunHistory records and then at most this often, not before every phase of every dataset.
+AGED_PRUNE_EVERY_S = 600.0
 
 
 def new_run_id() -> str:
@@ -30,6 +35,7 @@ class RunHistory:
         self.trigger = trigger
         self._connection = None
         self._disabled = False
+        self._aged_pruned_at = None  # time.monotonic() of the last prune of aged rows
         # The scheduler records runs from several job threads over one connection.
         self._lock = threading.RLock()
 
@@ -53,11 +59,16 @@ class RunHistory:
             if connection is None:
                 return None
             try:
+                now = time.monotonic()
+                aged = self._aged_pruned_at is None or now - self._aged_pruned_at >= AGED_PRUNE_EVERY_S
                 with connection, connection.cursor() as cursor:
                     pid, host = os.getpid(), socket.gethostname()
                     settings = self.database.settings
-                    ledger.prune_runs(cursor, dataset, settings.history_days, settings.history_runs - 1)
-                    return ledger.insert_run(cursor, run_id, dataset, phase, pid, host, self.trigger)
+                    ledger.prune_runs(cursor, dataset, settings.history_days, settings.history_runs - 1, aged)
+                    row_id = ledger.insert_run(cursor, run_id, dataset, phase, pid, host, self.trigger)
+                if aged:  # once committed
+                    self._aged_pruned_at = now
+                return row_id
             except Exception as exc:
                 log.warning("could not record the start of %s %s: %s", phase, dataset, exc)
                 self._reset()

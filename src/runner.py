@@ -10,6 +10,7 @@ import errno
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Optional
 
@@ -87,6 +88,9 @@ class Runner:
         self.settings = settings
         self.database = database
         self.history = history
+        # While `reference_after_all` holds a list, jobs add their dataset to it instead of refreshing the
+        # reference each: one check after all of them (a --once run).
+        self._reference_due = None
 
     def run_phase(self, phase, dataset, run_id=None, work=None) -> PhaseOutcome:
         """Run `phase` (or `work`, in its place) for `dataset` and record it."""
@@ -170,9 +174,25 @@ class Runner:
                     outcomes += skipped
                     break
         if outcomes and all(o.ok for o in outcomes) and outcomes[-1].phase == PHASES[-1]:
-            with log_context(run_id=run_id, dataset=dataset.name, phase="reference"):
-                reference.refresh_if_due(self.settings, self.database, dataset)
+            if self._reference_due is not None:
+                self._reference_due.append(dataset)
+            else:
+                with log_context(run_id=run_id, dataset=dataset.name, phase="reference"):
+                    reference.refresh_if_due(self.settings, self.database, [dataset])
         return outcomes
+
+    @contextmanager
+    def reference_after_all(self):
+        """For the block, the reference is checked once when it ends, for every dataset whose job completed in
+        it, instead of after each job (a stop or a crash before the end leaves it to the next job)."""
+        self._reference_due = []
+        try:
+            yield self
+            completed = self._reference_due
+        finally:
+            self._reference_due = None
+        with log_context(run_id=new_run_id(), phase="reference"):
+            reference.refresh_if_due(self.settings, self.database, completed)
 
     def _skip_unchanged(self, dataset, run_id, extracted):
         """The transform and the load recorded as unchanged, without running, when the extract's probe found

@@ -77,13 +77,14 @@ def _check_workers(parser, args):
 
 def _run_once(settings, datasets) -> int:
     alerts = Alerts(settings.alert_webhook, settings.alert_on_recovery, settings.alert_timeout)
-    with runner_for(settings, trigger="once") as runner:
+    # One connection serves every phase and dataset in turn, and the reference is checked once at the end.
+    with runner_for(settings, trigger="once") as runner, runner.database.pooled(), runner.reference_after_all():
         outcomes = []
         for dataset in datasets:
             job = runner.run_job(dataset)
             alerts.job_done(dataset, job)
             outcomes += job
-        return report(outcomes)
+    return report(outcomes)
 
 
 def _serve(settings, datasets, args) -> int:

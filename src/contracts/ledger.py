@@ -168,10 +168,12 @@ def prune_batches(cursor, dataset: str, days: int, pending: list) -> None:
     )
 
 
-def prune_runs(cursor, dataset: str, days: int, rows_kept: int) -> None:
+def prune_runs(cursor, dataset: str, days: int, rows_kept: int, aged=True) -> None:
     """Bound the run history: rows older than `days` (any dataset, configured or not, and runs a crash
-    left 'running'), and beyond the newest `rows_kept` of this dataset (one row per phase run)."""
-    _execute(cursor, "DELETE FROM {0} WHERE started_at < now() - %s * interval '1 day'", RUNS_TABLE, [days])
+    left 'running'; unless `aged` is false), and beyond the newest `rows_kept` of this dataset (one row per
+    phase run)."""
+    if aged:
+        _execute(cursor, "DELETE FROM {0} WHERE started_at < now() - %s * interval '1 day'", RUNS_TABLE, [days])
     _execute(
         cursor,
         "DELETE FROM {0} WHERE dataset = %s AND status <> 'running' AND id < (SELECT coalesce(min(id), 0) "

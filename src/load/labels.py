@@ -4,10 +4,12 @@ Every column of the table, in the table's order, and after each code the names t
 (`src.contracts.reference`) hold for it: the indicator's name, the location's name and type, its
 parent region's name, each dimension's title and the title of its value. LEFT JOINs on primary keys,
 so the view has exactly the table's rows, with NULL names until the reference is refreshed. Made
-after each load; when the table's columns changed in a way CREATE OR REPLACE cannot follow, the view
-is made anew, unless views of the user's depend on it (then the old one stays, with a warning).
+after each load, unless its comment shows it already is what the table's columns make; when the
+table's columns changed in a way CREATE OR REPLACE cannot follow, the view is made anew, unless views
+of the user's depend on it (then the old one stays, with a warning).
 """
 
+import hashlib
 import logging
 
 import psycopg2
@@ -86,10 +88,17 @@ def view_statement(schema, dataset, table_columns) -> sql.Composed:
 
 
 def ensure_labeled_view(connection, dataset) -> None:
-    """Make or update `<table>_labeled` (and the reference tables it reads), in its own transaction."""
-    store.ensure(connection)
+    """Make or update `<table>_labeled` (and the reference tables it reads), in its own transaction; nothing
+    when it already is what this table's columns make (`_is_current`), so a load takes no lock on it."""
     schema = connection.schema
     view = reference.qualified(schema, reference.labeled_view_name(dataset.table))
+    with connection.cursor() as cursor:
+        columns = column_names(cursor, dataset.table)
+        current = bool(columns) and _is_current(cursor, view, view_statement(schema, dataset, columns))
+    connection.rollback()
+    if not columns or current:
+        return
+    store.ensure(connection)
     with connection, connection.cursor() as cursor:
         columns = column_names(cursor, dataset.table)
         if not columns:
@@ -98,12 +107,14 @@ def ensure_labeled_view(connection, dataset) -> None:
         cursor.execute("SAVEPOINT labeled_view")
         try:
             cursor.execute(sql.SQL("CREATE OR REPLACE VIEW {} AS {}").format(view, select))
+            _mark(cursor, view, select)
             return
         except psycopg2.Error:  # the columns changed in a way a replace cannot follow
             cursor.execute("ROLLBACK TO SAVEPOINT labeled_view")
         try:
             cursor.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
             cursor.execute(sql.SQL("CREATE VIEW {} AS {}").format(view, select))
+            _mark(cursor, view, select)
         except psycopg2.Error as exc:
             cursor.execute("ROLLBACK TO SAVEPOINT labeled_view")
             log.warning(
@@ -113,3 +124,32 @@ def ensure_labeled_view(connection, dataset) -> None:
                 str(exc).strip().splitlines()[0],
                 extra={"dataset": dataset.name},
             )
+
+
+# The view's comment: the digest of the statement it was made from and of its definition as the server
+# holds it, so a view replaced by hand (even keeping the comment) or made from other columns is made again.
+_MARK = "gho-etl labelled view; statement {}, definition {}"
+_DEFINITION = "SELECT pg_get_viewdef(oid), obj_description(oid, 'pg_class') FROM pg_class WHERE oid = to_regclass(%s)"
+
+
+def _digest(text) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _definition(cursor, view):
+    """(the server's definition, the comment) of the view, or None when there is none."""
+    cursor.execute(_DEFINITION, [view.as_string(cursor)])
+    return cursor.fetchone()
+
+
+def _is_current(cursor, view, select) -> bool:
+    found = _definition(cursor, view)
+    if found is None or found[0] is None:
+        return False
+    return found[1] == _MARK.format(_digest(select.as_string(cursor)), _digest(found[0]))
+
+
+def _mark(cursor, view, select) -> None:
+    definition, _ = _definition(cursor, view)
+    mark = _MARK.format(_digest(select.as_string(cursor)), _digest(definition))
+    cursor.execute(sql.SQL("COMMENT ON VIEW {} IS {}").format(view, sql.Literal(mark)))

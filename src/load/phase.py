@@ -51,17 +51,15 @@ def load_dataset(settings, dataset, database, store=None) -> list:
         if not batches:
             log.info("%s: no staging batch to load", dataset.name, extra={"dataset": dataset.name})
             return []
-        connection = database.connect()
         try:
-            _prepare_session(connection)
-            results = [load_batch(connection, store, dataset, batch_id) for batch_id in batches]
-            _prune_history(connection, settings, dataset, store)
-            _label(connection, dataset)
-            return results
+            with database.connection() as connection:
+                _prepare_session(connection)
+                results = [load_batch(connection, store, dataset, batch_id) for batch_id in batches]
+                _prune_history(connection, settings, dataset, store)
+                _label(connection, dataset)
+                return results
         except psycopg2.Error as exc:
             raise classify(exc, dataset.name, dataset.table) from None
-        finally:
-            connection.close()
 
 
 def _prune_history(connection, settings, dataset, store):

@@ -43,10 +43,13 @@ def target_of(cursor, dataset) -> Target:
 
 
 def _table_columns(cursor, target) -> dict:
+    """Column -> its type as information_schema.columns' data_type names it (a domain by its base type), read
+    from pg_attribute, which answers in a fraction of the time."""
     cursor.execute(
-        """SELECT column_name, data_type FROM information_schema.columns
-           WHERE table_schema = %s AND table_name = %s""",
-        [target.schema, target.name],
+        """SELECT a.attname, format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, NULL)
+           FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+           WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped""",
+        [target.sql.as_string(cursor)],
     )
     return dict(cursor.fetchall())
 
@@ -64,10 +67,13 @@ def ensure_natural_key(cursor, target: Target, key) -> None:
     """The unique index on the natural key, `key` its columns' names in the table (an index of an earlier
     version is renamed, not built again)."""
     cursor.execute(
-        "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s AND indexname IN (%s, %s)",
-        [target.schema, target.name, _legacy_index_name(target.name), index_name(target.name)],
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = to_regclass(%s) AND c.relname IN (%s, %s)",
+        [target.sql.as_string(cursor), _legacy_index_name(target.name), index_name(target.name)],
     )
     found = {row[0] for row in cursor.fetchall()}
+    if index_name(target.name) in found:
+        return  # as CREATE INDEX IF NOT EXISTS would find, without the lock it takes on the table
     # An older gho-etl still running keeps making its own name: then both stay, and either serves.
     if found == {_legacy_index_name(target.name)}:
         cursor.execute(

@@ -48,24 +48,22 @@ def table_holds_last_batch(settings, dataset, database) -> bool:
 
 def _in_transaction(settings, dataset, database, work):
     with phase_lock(Layout(settings.data_dir), dataset.name, "load"):
-        connection = database.connect()
         try:  # no DDL: without the ledger (or the table) there is no last batch to compare with
-            with connection.cursor() as cursor:
-                if not relation_exists(cursor, ledger.LEDGER_TABLE):  # a first run: nothing loaded yet, nothing to say
+            with database.connection() as connection:
+                with connection.cursor() as cursor:
+                    if not relation_exists(cursor, ledger.LEDGER_TABLE):  # a first run: nothing loaded, nothing to say
+                        connection.rollback()
+                        return None
+                    ledger.take_lock(cursor, dataset.name)
+                    found = work(cursor)
+                if found is None:
                     connection.rollback()
                     return None
-                ledger.take_lock(cursor, dataset.name)
-                found = work(cursor)
-            if found is None:
-                connection.rollback()
-                return None
-            connection.commit()
-            return found
+                connection.commit()
+                return found
         except psycopg2.Error as exc:  # a table changed by hand, or a column the settings add: the load says
             log.info("%s: the table does not hold its last batch as it was (%s)", dataset.name, one_line(exc))
             return None
-        finally:
-            connection.close()
 
 
 def _proven(cursor, dataset):

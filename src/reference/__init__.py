@@ -3,8 +3,9 @@
 `refresh` fetches `/api/Indicator`, `/api/Dimension` and, for each dimension in use (those the
 configured datasets' tables hold, and always BASE_DIMENSIONS), its values, then replaces them in the
 reference tables (`src.contracts.reference`) in one transaction. `refresh_if_due` does so after a
-dataset's job when the last refresh is older than GHO_REFERENCE_HOURS or has not yet seen that
-dataset; a failure there is logged and never fails the job, since the data itself is safe.
+dataset's job (after all the jobs of a --once run, with one check) when the last refresh is older than
+GHO_REFERENCE_HOURS, and adds the values of datasets it has not yet seen; a failure there is logged and
+never fails the job, since the data itself is safe.
 """
 
 import logging
@@ -50,20 +51,19 @@ def refresh(settings, database, client=None) -> RefreshResult:
     """Fetch the catalogue and the dimension values in use, and store them in one transaction."""
     started = time.monotonic()
     datasets = list(settings.datasets.values())
-    connection = database.connect()
     own_client = client is None
     client = client or ReferenceClient(settings)
     try:
-        used = store.dimensions_in_use(connection, datasets)
-        held = store.value_counts(connection)
-        catalogue = client.rows(reference.CATALOGUE, CATALOGUE_FIELDS, "IndicatorCode", True, INDICATOR_CODE)
-        dimensions = client.rows(reference.DIMENSION_LIST, DIMENSION_FIELDS, "Code", True, DIMENSION_CODE)
-        known = {row["Code"] for row in dimensions}
-        wanted = sorted(code for code in set(BASE_DIMENSIONS) | set().union(*used.values()) if code in known)
-        values = {code: _values(client, code, held) for code in wanted}
-        counts = store.replace(connection, catalogue, dimensions, values, used)
+        with database.connection() as connection:
+            used = store.dimensions_in_use(connection, datasets)
+            held = store.value_counts(connection)
+            catalogue = client.rows(reference.CATALOGUE, CATALOGUE_FIELDS, "IndicatorCode", True, INDICATOR_CODE)
+            dimensions = client.rows(reference.DIMENSION_LIST, DIMENSION_FIELDS, "Code", True, DIMENSION_CODE)
+            known = {row["Code"] for row in dimensions}
+            wanted = sorted(code for code in set(BASE_DIMENSIONS) | set().union(*used.values()) if code in known)
+            values = {code: _values(client, code, held) for code in wanted}
+            counts = store.replace(connection, catalogue, dimensions, values, used)
     finally:
-        connection.close()
         if own_client:
             client.close()
     result = RefreshResult(counts["indicators"], counts["dimensions"], counts["values"])
@@ -79,64 +79,56 @@ def _values(client, code, held) -> list:
 
 def state(settings, database):
     """For status.py: what the reference holds and when a job refreshes it next, or None before a refresh."""
-    connection = database.connect()
-    try:
+    with database.connection() as connection:
         found = store.summary(connection)
-    finally:
-        connection.close()
     if found is not None:
         found["refresh_hours"] = settings.reference_hours or None
     return found
 
 
-def add_dataset(settings, database, dataset, client=None) -> RefreshResult:
-    """Fetch the values of the dimensions only this dataset's table brings (often none: no request)."""
+def add_datasets(settings, database, datasets, client=None) -> RefreshResult:
+    """Fetch the values of the dimensions only these datasets' tables bring (often none: no request)."""
     started = time.monotonic()
-    connection = database.connect()
     own_client = client is None
     values = {}
     try:
-        used = store.dimensions_in_use(connection, [dataset])
-        if not used:
-            return RefreshResult()  # no table yet: nothing to look up
-        known, fetched = store.stored_dimensions(connection)
-        wanted = sorted(used[dataset.name] & known - fetched)
-        client = client or ReferenceClient(settings)
-        values = {code: _values(client, code, {}) for code in wanted}
-        values = store.add_values(connection, values, used)
+        with database.connection() as connection:
+            used = store.dimensions_in_use(connection, datasets)
+            if not used:
+                return RefreshResult()  # no table yet: nothing to look up
+            known, fetched = store.stored_dimensions(connection)
+            wanted = sorted(set().union(*used.values()) & known - fetched)
+            client = client or ReferenceClient(settings)
+            values = {code: _values(client, code, {}) for code in wanted}
+            values = store.add_values(connection, values, used)
     finally:
-        connection.close()
         if own_client and client is not None:
             client.close()
     result = RefreshResult(values=values)
     result.seconds = time.monotonic() - started
     if values:
-        log.info(
-            "reference: values of %s added for %s", ", ".join(values), dataset.name, extra={"dataset": dataset.name}
-        )
+        names = ", ".join(sorted(used))
+        log.info("reference: values of %s added for %s", ", ".join(values), names, extra={"datasets": names})
     return result
 
 
-def refresh_if_due(settings, database, dataset):
-    """After a job of `dataset`: `refresh` when the reference is older than GHO_REFERENCE_HOURS, `add_dataset`
-    when it has not seen this dataset; the RefreshResult, or None. Never raises for the API or the database."""
-    if settings.reference_hours <= 0:
+def refresh_if_due(settings, database, datasets):
+    """After the jobs of `datasets` (one check for all): `refresh` when the reference is older than
+    GHO_REFERENCE_HOURS, `add_datasets` for those it has not seen; the RefreshResult, or None. Never raises
+    for the API or the database."""
+    if settings.reference_hours <= 0 or not datasets:
         return None
     try:
-        connection = database.connect()
-        try:
-            due = store.due(connection, dataset.name, settings.reference_hours)
-        finally:
-            connection.close()
+        with database.connection() as connection:
+            due = store.due(connection, [dataset.name for dataset in datasets], settings.reference_hours)
         if due == "full":
             return refresh(settings, database)
-        if due == "dataset":
-            return add_dataset(settings, database, dataset)
+        if due:
+            return add_datasets(settings, database, [dataset for dataset in datasets if dataset.name in due])
         return None
     except (GhoEtlError, psycopg2.Error) as exc:
         log.warning(
             "reference not refreshed (the labelled views keep the last names; run scripts/indicators.py refresh): %s",
             str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-            extra={"dataset": dataset.name},
         )
         return None

@@ -35,15 +35,19 @@ def dimensions_in_use(connection, datasets) -> dict:
 
 
 def ensure(connection) -> None:
-    """The reference tables, made when missing, in their own transaction."""
+    """The reference tables, made when missing, in their own transaction (no DDL lock when all are there)."""
     with connection, connection.cursor() as cursor:
+        tables = [table.as_string(cursor) for table in reference.names(connection.schema).values()]
+        cursor.execute("SELECT bool_and(to_regclass(name) IS NOT NULL) FROM unnest(%s::text[]) AS name", [tables])
+        if cursor.fetchone()[0]:
+            return
         ledger.take_lock(cursor, "ddl")
         reference.ensure_tables(cursor, connection.schema)
 
 
-def due(connection, dataset_name, hours):
-    """ "full" when the reference is missing or older than `hours`, "dataset" when it has not seen the
-    dataset's dimensions yet, else None."""
+def due(connection, dataset_names, hours):
+    """ "full" when the reference is missing or older than `hours`, else the names of `dataset_names` whose
+    dimensions it has not seen yet (empty: nothing due)."""
     with connection, connection.cursor() as cursor:
         if not reference.tables_exist(cursor, connection.schema):
             return "full"
@@ -58,7 +62,7 @@ def due(connection, dataset_name, hours):
         )
         if cursor.fetchone()[0]:
             return "full"
-    return "dataset" if reference.DATASET_PREFIX + dataset_name not in state else None
+    return [name for name in dataset_names if reference.DATASET_PREFIX + name not in state]
 
 
 def summary(connection):
