@@ -81,6 +81,27 @@ def test_concurrency_one_asks_exactly_what_paging_in_turn_asked(make_settings, s
     }  # fmt: skip
 
 
+def test_the_indicators_of_a_dataset_go_in_turn_each_in_ranges_side_by_side(make_settings, stub):
+    codes = ["GEN_MA", "GEN_MB"]
+    stub.set_rows(codes[0], generate_rows(codes[0], 4500))
+    stub.set_rows(codes[1], generate_rows(codes[1], 2500))  # Ids 1..2500 again: Id order is per indicator
+    config = {"both": {"indicators": codes}}
+    sequential = make_settings(config, data_dir=make_settings().data_dir.parent / "in_turn", page_size=PAGE)
+    extract_dataset(sequential, sequential.datasets["both"])
+    stub.reset()
+    stub.set_mode(latency=0.2)
+    settings = make_settings(config, page_size=PAGE, page_concurrency=4)
+    result = extract_dataset(settings, settings.datasets["both"])
+    assert stub.in_flight["max_in_flight"] == 4
+    manifest, rows = _landed(settings, "both")
+    assert rows == _landed(sequential, "both")[1]
+    assert [(r["IndicatorCode"], r["Id"]) for r in rows] == [(codes[0], n) for n in range(1, 4501)] + [
+        (codes[1], n) for n in range(1, 2501)
+    ]
+    assert (result.rows, result.source_count, manifest["complete_by"]) == (7000, 7000, "count")
+    assert [p["indicator"] for p in manifest["pages"]] == [codes[0]] * 9 + [codes[1]] * 5
+
+
 def test_requests_in_flight_bound_two_datasets_extracted_side_by_side(make_settings, stub):
     codes = {"first": "GEN_CA", "second": "GEN_CB"}
     for code in codes.values():
@@ -144,15 +165,27 @@ def test_a_kill_with_ranges_in_flight_resumes_and_lands_every_row_once(script_en
     assert all(text.startswith("Id gt ") for text in pages)  # no page asked again from the start
 
 
-@pytest.mark.parametrize("mode", ["ignore_upper_bound", "ignore_orderby", "ignore_select", "ignore_top"])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        {"ignore_upper_bound": True},
+        {"ignore_orderby": True},
+        {"ignore_select": True},
+        {"ignore_top": True},
+        {"ignore_orderby": True, "ignore_top": True},
+        {"max_page_size": 300},  # nextLink chains inside every range
+        {"cap": 300},  # capped answers: every range's pages are shorter than asked
+    ],
+    ids=lambda mode: "+".join(f"{key}={value}" for key, value in mode.items()),
+)
 def test_a_server_that_ignores_part_of_a_query_loses_and_repeats_no_row(make_settings, stub, caplog, mode):
     stub.set_rows(INDICATOR, generate_rows(INDICATOR, ROWS))
-    stub.set_mode(**{mode: True})
-    settings, result = _extract(make_settings, mode, page_concurrency=4)
+    stub.set_mode(**mode)
+    settings, result = _extract(make_settings, "hostile", page_concurrency=4)
     manifest, rows = _landed(settings)
     assert [row["Id"] for row in rows] == list(range(1, ROWS + 1))
     assert (result.rows, result.source_count, manifest["complete_by"]) == (ROWS, ROWS, "count")
-    if mode == "ignore_upper_bound":
+    if "ignore_upper_bound" in mode:
         [warning] = [r for r in caplog.records if "ignores the upper bound" in r.getMessage()]
         assert warning.levelname == "WARNING" and "starts over" in warning.getMessage()
         assert manifest["restarts"] == 1

@@ -89,11 +89,13 @@ class KeysetPager:
         # An Id range of the indicator (`ranges.IdRange`, paged beside the others) or None: the whole of it.
         self.part = part
         self.lock = part.lock if part else threading.Lock()  # held from an answer's checks to its put
+        self.largest_id = None  # a Future of the largest Id, asked when pages may go side by side
         # Digests of the URLs asked in the current nextLink chain (kept in memory only: the Id
         # order check still stops a loop that a resumed run no longer remembers).
         self._visited = set()
 
     def run(self):
+        self.largest_id = ranges.ask_largest_id(self)  # beside the first page, so it costs no wait
         while self.state["step"] is not None:
             self.writer.check()
             self._within_budget()
@@ -161,6 +163,8 @@ class KeysetPager:
         if state["count"] is None:
             if page.count == 0 and page.source_count:
                 raise TransientAnswer(f"the API answered no rows but counts {page.source_count}")
+            if self.part is not None and page.source_count is None and not step["url"]:
+                raise TransientAnswer("the API sent no @odata.count this time")  # it counted the indicator
             return
         if step["url"]:
             return  # a piece of a nextLink chain may be empty: the chain ends, the next request goes on
@@ -208,7 +212,7 @@ class KeysetPager:
                 # An Id range is proven by the indicator's own final count, over every range.
                 return None if self.part else {"kind": "total"}
             state["query"] = new_query(state["landed"])
-            if self.part is None and step["after"] is None and ranges.concurrency(self) > 1:
+            if self.largest_id is not None and step["after"] is None:
                 return ranges.split(self)  # pages side by side, or, when that cannot help, the keyset step
             return {"kind": "query", "after": state["last_id"], "url": None}
         if query["rows"] == 0:

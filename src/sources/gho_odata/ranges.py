@@ -2,7 +2,7 @@
 
 A far API answers a page in little more than the time it takes to reach it, so a large indicator paged one
 page after another spends its time waiting. Once the first keyset answer has given the count C and the first
-page, the rest, when more than a page remains, is split by Id: the largest Id (one request,
+page, the rest, when more than a page remains, is split by Id: the largest Id (one request beside the first page,
 `$orderby=Id desc&$top=1&$select=Id`) ends (last Id landed, largest Id], and that span is cut into up to
 GHO_PAGE_CONCURRENCY ranges, each as many pages wide as the rows would fill were they spread evenly (`_cuts`).
 Every range but the last is `Id gt a and Id le b`; the last is `Id gt a` alone, so a wrong largest Id costs
@@ -47,6 +47,20 @@ def concurrency(pager) -> int:
     return min(pager.client.page_concurrency, carried or pager.client.page_concurrency)
 
 
+def ask_largest_id(pager):
+    """A Future of the largest Id when this is a whole indicator starting now and its pages may go side by
+    side (asked beside the first page, so it costs no wait), else None."""
+    state = pager.state
+    fresh = state["count"] is None and state["landed"] == 0 and state["step"] == new_indicator_paging()["step"]
+    if pager.part is not None or not fresh or concurrency(pager) < 2:
+        return None
+    state["requests"] += 1
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="extract-largest-id")
+    future = executor.submit(_max_id, pager)
+    executor.shutdown(wait=False)  # one request, bounded by the client's deadline and attempts
+    return future
+
+
 def _max_id(pager):
     """The largest Id the answer holds (None when it holds none or the API refused the question)."""
     try:
@@ -63,11 +77,8 @@ def split(pager) -> dict:
     state = pager.state
     after, left = state["last_id"], state["count"] - state["landed"]
     pages = -(-left // pager.request["page_size"])
-    if pages < 2:
-        return {"kind": "query", "after": after, "url": None}
-    largest = _max_id(pager)
-    state["requests"] += 1
-    if largest is None or largest - after < 2:
+    largest, pager.largest_id = pager.largest_id.result(), None
+    if pages < 2 or largest is None or largest - after < 2:
         return {"kind": "query", "after": after, "url": None}
     state["ranges"] = [
         {"above": above, "upto": upto, **new_indicator_paging(after=above)}
