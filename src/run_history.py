@@ -21,6 +21,9 @@ log = logging.getLogger("gho_etl.runs")
 # The rows older than GHO_HISTORY_DAYS (a scan of the whole history) are deleted at the first start a
 # RunHistory records and then at most this often, not before every phase of every dataset.
 AGED_PRUNE_EVERY_S = 600.0
+# A dataset's rows beyond GHO_HISTORY_RUNS are deleted at the first start of a run_id, leaving room for
+# the rows a job records (its three phases), not before each phase; a run that records more prunes again.
+JOB_ROWS = 3
 
 
 def new_run_id() -> str:
@@ -36,6 +39,7 @@ class RunHistory:
         self._connection = None
         self._disabled = False
         self._aged_pruned_at = None  # time.monotonic() of the last prune of aged rows
+        self._room = {}  # dataset -> (run_id, rows it may still record before its rows are pruned again)
         # The scheduler records runs from several job threads over one connection.
         self._lock = threading.RLock()
 
@@ -61,13 +65,17 @@ class RunHistory:
             try:
                 now = time.monotonic()
                 aged = self._aged_pruned_at is None or now - self._aged_pruned_at >= AGED_PRUNE_EVERY_S
+                room_run, room = self._room.get(dataset, (None, 0))
+                pruned = None if room_run == run_id and room > 0 else dataset
                 with connection, connection.cursor() as cursor:
                     pid, host = os.getpid(), socket.gethostname()
                     settings = self.database.settings
-                    ledger.prune_runs(cursor, dataset, settings.history_days, settings.history_runs - 1, aged)
+                    kept = settings.history_runs - JOB_ROWS
+                    ledger.prune_runs(cursor, pruned, settings.history_days, kept, aged)
                     row_id = ledger.insert_run(cursor, run_id, dataset, phase, pid, host, self.trigger)
                 if aged:  # once committed
                     self._aged_pruned_at = now
+                self._room[dataset] = (run_id, JOB_ROWS - 1 if pruned else room - 1)
                 return row_id
             except Exception as exc:
                 log.warning("could not record the start of %s %s: %s", phase, dataset, exc)

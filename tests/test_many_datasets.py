@@ -134,3 +134,17 @@ def test_aged_run_history_is_pruned_at_the_first_start_then_at_most_every_few_mi
     fresh.close()
     assert scalar(database_url, "SELECT count(*) FROM etl_runs WHERE run_id = 'old'") == 0
     assert scalar(database_url, "SELECT count(*) FROM etl_runs WHERE dataset = 'first'") == 3
+
+
+def test_a_datasets_history_is_pruned_once_a_job_and_never_holds_more_than_the_runs_kept(make_settings, database_url):
+    history = RunHistory(Database(make_settings(TWO, history_runs=10)))
+    counts = []
+    for job in range(6):
+        phases = ["extract", "extract", "transform", "load"] if job == 3 else ["extract", "transform", "load"]
+        for phase in phases:  # job 3 downloads again in full: four rows
+            history.finish(history.start(f"run{job}", "first", phase), "succeeded")
+            counts.append(scalar(database_url, "SELECT count(*) FROM etl_runs WHERE dataset = 'first'"))
+    history.close()
+    assert max(counts) == counts[-1] == 10
+    newest = scalar(database_url, "SELECT array_agg(run_id ORDER BY id DESC) FROM etl_runs WHERE dataset = 'first'")
+    assert newest[:3] == ["run5"] * 3

@@ -168,12 +168,14 @@ def prune_batches(cursor, dataset: str, days: int, pending: list) -> None:
     )
 
 
-def prune_runs(cursor, dataset: str, days: int, rows_kept: int, aged=True) -> None:
+def prune_runs(cursor, dataset, days: int, rows_kept: int, aged=True) -> None:
     """Bound the run history: rows older than `days` (any dataset, configured or not, and runs a crash
-    left 'running'; unless `aged` is false), and beyond the newest `rows_kept` of this dataset (one row per
-    phase run)."""
+    left 'running'; unless `aged` is false), and beyond the newest `rows_kept` of `dataset` (one row per
+    phase run; none when `dataset` is None)."""
     if aged:
         _execute(cursor, "DELETE FROM {0} WHERE started_at < now() - %s * interval '1 day'", RUNS_TABLE, [days])
+    if dataset is None:
+        return
     _execute(
         cursor,
         "DELETE FROM {0} WHERE dataset = %s AND status <> 'running' AND id < (SELECT coalesce(min(id), 0) "
