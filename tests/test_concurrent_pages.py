@@ -1,17 +1,17 @@
 """Pages of one indicator side by side (GHO_PAGE_CONCURRENCY), bounded and polite, landing what paging in turn lands.
 
-Against the stand-in made far (mode latency) and its record of the most requests it had in flight, and a
-small server of our own that lies about the largest Id: four ranges are fetched at once and the batch
-equals a sequential one row for row and page order; GHO_REQUESTS_IN_FLIGHT bounds two datasets extracted
+Against the stand-in made far (mode latency) and its record of the most requests it had in flight: four
+ranges are fetched at once and the batch equals a sequential one row for row and page order, with no
+request more; GHO_REQUESTS_IN_FLIGHT bounds two datasets extracted
 side by side; a Retry-After pauses every thread; a kill -9 with ranges in flight resumes and lands every
-row once; every server that ignores a bound, $orderby, $select or $top loses and repeats nothing; and
+row once; every server that ignores a bound, $orderby, $select or $top, and Ids whose spread the first page
+misjudges, lose and repeat nothing; and
 GHO_PAGE_CONCURRENCY=1 asks exactly what paging in turn always asked.
 """
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -22,9 +22,8 @@ from src.extract.phase import extract_dataset
 from tests.api_checks import api_requests, paging_steps
 from tests.boundary_checks import DATASET, INDICATOR
 from tests.helpers import complete_batches, run_script
-from tests.odata_servers import http_server
-from utils.gho_samples import FIELDS, generate_rows
-from utils.odata import apply_query
+from tests.stub_checks import wait_for
+from utils.gho_samples import generate_rows
 
 ROWS, PAGE = 4500, 500  # the first page, then 8 pages in 4 ranges of 2
 
@@ -51,6 +50,7 @@ def _extract(make_settings, name, **overrides):
 def test_four_ranges_at_once_land_what_paging_in_turn_lands(make_settings, stub):
     stub.set_rows(INDICATOR, generate_rows(INDICATOR, ROWS))
     sequential, _ = _extract(make_settings, "sequential", page_concurrency=1)
+    paging_steps_of_sequential = paging_steps(stub)
     stub.reset()  # the request log and the most requests in flight
     stub.set_mode(latency=0.3)
     concurrent, result = _extract(make_settings, "concurrent", page_concurrency=4)
@@ -65,7 +65,7 @@ def test_four_ranges_at_once_land_what_paging_in_turn_lands(make_settings, stub)
     assert firsts == sorted(firsts) and len(set(page["file"] for page in manifest["pages"])) == len(firsts)
     steps = paging_steps(stub)
     assert steps[0] == "first" and steps[-1] == "count" and steps.count("count") == 1
-    assert _asked(stub, "$orderby").count("Id desc") == 1  # the largest Id, asked once
+    assert len(steps) == len(paging_steps_of_sequential) == manifest["requests"]  # no request more than in turn
 
 
 def test_concurrency_one_asks_exactly_what_paging_in_turn_asked(make_settings, stub):
@@ -100,6 +100,31 @@ def test_the_indicators_of_a_dataset_go_in_turn_each_in_ranges_side_by_side(make
     ]
     assert (result.rows, result.source_count, manifest["complete_by"]) == (7000, 7000, "count")
     assert [p["indicator"] for p in manifest["pages"]] == [codes[0]] * 9 + [codes[1]] * 5
+
+
+@pytest.mark.parametrize("change", ["delete_landed", "delete_in_a_range", "insert_ahead"])
+def test_a_source_that_changes_while_ranges_are_paged_is_paged_again(make_settings, stub, change):
+    rows = generate_rows(INDICATOR, ROWS)
+    stub.set_rows(INDICATOR, rows)
+    extra = dict(generate_rows(INDICATOR, 1, seed=4)[0], Id=ROWS + 100, SpatialDim="NEW")
+
+    def mutate(server):
+        if change == "delete_landed":
+            server.delete_rows(INDICATOR, [5])  # in the first page, landed already
+        elif change == "delete_in_a_range":
+            server.delete_rows(INDICATOR, [3000])
+        else:
+            server.insert_rows(INDICATOR, [extra])
+
+    stub.after_requests(4, mutate)  # while the ranges are paged
+    settings, result = _extract(make_settings, change, page_concurrency=4)
+    expected = [
+        r["Id"] for r in rows if r["Id"] not in {"delete_landed": {5}, "delete_in_a_range": {3000}}.get(change, ())
+    ]
+    expected += [extra["Id"]] if change == "insert_ahead" else []
+    manifest, landed = _landed(settings)
+    assert [row["Id"] for row in landed] == expected
+    assert (manifest["restarts"], result.source_count) == (1, len(expected))
 
 
 def test_requests_in_flight_bound_two_datasets_extracted_side_by_side(make_settings, stub):
@@ -154,8 +179,11 @@ def test_a_kill_with_ranges_in_flight_resumes_and_lands_every_row_once(script_en
     [batch] = list(layout.landing(DATASET).iterdir())
     progress = json.loads((batch / PROGRESS).read_text())
     assert len(progress["ranges"]) == 4 and progress["step"] == {"kind": "ranges"}
-    stub.clear_requests()
-    run_script("start_extract.py", env=env, check=0)
+    wait_for(lambda: stub.in_flight["in_flight"] == 0)  # the killed run's last requests are answered
+    stub.reset()  # the request log and the most requests in flight
+    stub.set_mode(latency=0.05)
+    run_script("start_extract.py", env=dict(env, GHO_PAGE_CONCURRENCY="2"), check=0)  # resumed with another
+    assert stub.in_flight["max_in_flight"] <= 2
     [complete] = complete_batches(layout, DATASET)
     assert complete == batch  # resumed, not started over
     manifest = json.loads((batch / MANIFEST).read_text())
@@ -199,50 +227,26 @@ def test_a_server_that_ignores_the_lower_bound_of_a_range_fails_clearly_within_a
     settings = make_settings(page_size=PAGE, page_concurrency=4)
     with pytest.raises(ExtractError, match="sent rows from Id 1 again after rows up to Id"):
         extract_dataset(settings, settings.datasets[DATASET])
-    assert len(api_requests(stub)) <= 2 + 4  # the first page, the largest Id, one page of each range at most
+    assert len(api_requests(stub)) <= 1 + 4  # the first page, then one page of each range at most
     assert complete_batches(Layout(settings.data_dir), DATASET) == []
 
 
-class _LargestIdLies(BaseHTTPRequestHandler):
-    """Answers keyset and range pages truly, from generated rows, and the largest Id question as `lie` says."""
+def _ids(kind):
+    """Ids of 3,000 rows that the first page's density misjudges: the rest sparser, denser, or past a gap."""
+    if kind == "sparser":
+        return list(range(1, 501)) + [500 + 1000 * n for n in range(1, 2501)]
+    if kind == "denser":
+        return [1000 * n for n in range(1, 501)] + list(range(500_001, 502_501))
+    return list(range(1, 1501)) + list(range(10**9, 10**9 + 1500))  # a gap of a billion Ids
 
-    protocol_version = "HTTP/1.0"
+
+@pytest.mark.parametrize("kind", ["sparser", "denser", "gap"])
+def test_ids_that_the_first_page_misjudges_cost_speed_never_rows(make_settings, stub, kind):
     rows = generate_rows(INDICATOR, 3000)
-    lie = "small"
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        params = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
-        status, answer = 200, None
-        if params.get("$orderby") == "Id desc":
-            status, answer = self._lie(params)
-        if answer is None:
-            answer = {"value": apply_query(self.rows, params, FIELDS)}
-            if params.get("$count") == "true":
-                answer["@odata.count"] = len(apply_query(self.rows, {"$filter": params.get("$filter")}, FIELDS))
-        body = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _lie(self, params):
-        if self.lie == "refused":
-            return 400, {"error": {"message": "The query specified in the URI is not valid."}}
-        lies = {"small": [{"Id": 700}], "large": [{"Id": 10**12}], "none": [], "no_id": [{"Idx": 3}]}
-        if self.lie == "everything":  # $top and $select ignored: every row, largest Id first
-            return 200, {"value": apply_query(self.rows, {"$orderby": "Id desc"}, FIELDS)}
-        return 200, {"value": lies[self.lie]}
-
-
-@pytest.mark.parametrize("lie", ["small", "large", "none", "no_id", "everything", "refused"])
-def test_a_wrong_largest_id_costs_speed_never_rows(make_settings, lie):
-    handler = type("Lying", (_LargestIdLies,), {"lie": lie})
-    with http_server(handler) as base_url:
-        settings, result = _extract(make_settings, lie, api_base_url=base_url, page_concurrency=4)
-    manifest, rows = _landed(settings)
-    assert [row["Id"] for row in rows] == list(range(1, 3001))
+    for row, new_id in zip(rows, _ids(kind)):
+        row["Id"] = new_id
+    stub.set_rows(INDICATOR, rows)
+    settings, result = _extract(make_settings, kind, page_concurrency=4)
+    manifest, landed = _landed(settings)
+    assert [row["Id"] for row in landed] == _ids(kind)
     assert (result.rows, result.source_count, manifest["complete_by"]) == (3000, 3000, "count")

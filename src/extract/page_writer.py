@@ -16,14 +16,16 @@ class PageWriter:
 
     Each item is a page file (or None) and the paging state that lists it: the
     page is put in place before the state naming it, so a crash at any moment
-    leaves a state that only lists pages in the store. At most two pages wait
-    in memory. The writer also computes each page's sha256 (off the fetching
-    thread's path) and fills it into every state it writes, and into the
-    fetching side's pages on close (`fill_digests`), and, given `scan`, what each page says for the
-    change probe.
+    leaves a state that only lists pages in the store. At most `depth` pages
+    wait in memory (2 for pages fetched one after another; one more than the
+    pages fetched side by side, so none of them waits for the disk). The
+    writer also computes each page's sha256 (off the fetching thread's path)
+    and fills it into every state it writes, and into the fetching side's
+    pages on close (`fill_digests`), and, given `scan`, what each page says
+    for the change probe.
     """
 
-    def __init__(self, store, dataset, batch_id, scan=None):
+    def __init__(self, store, dataset, batch_id, scan=None, depth=2):
         self.store = store
         self.scan = scan  # page -> what it says for the change probe (`Source.page_fact`), kept in `facts`
         self.facts = {}
@@ -31,7 +33,7 @@ class PageWriter:
         self.batch_id = batch_id
         self.error = None
         self.digests = {}
-        self._items = queue.Queue(maxsize=2)
+        self._items = queue.Queue(maxsize=max(2, depth))
         self._thread = threading.Thread(target=self._run, name="extract-writer", daemon=True)
         self._thread.start()
 

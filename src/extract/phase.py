@@ -70,7 +70,11 @@ def extract_dataset(settings, dataset, source=None, store=None) -> ExtractResult
                 seconds = time.monotonic() - started
                 return ExtractResult(dataset.name, "", 0, 0, False, seconds, probe.source_count(), 0, "probe")
             batch_id, state, resumed = open_batch(store, source, dataset, request)
-            state, page_facts = _fetch_until_complete(store, source, dataset, request, batch_id, state, probe.scan)
+            # A page may wait for the writer from each request that may be answered at once.
+            depth = settings.page_concurrency + 1
+            state, page_facts = _fetch_until_complete(
+                store, source, dataset, request, batch_id, state, probe.scan, depth
+            )
             manifest = _manifest(batch_id, dataset, request, state)
             crash_point("extract.before_manifest")
             landing.write_manifest(store, manifest)
@@ -92,18 +96,18 @@ def extract_dataset(settings, dataset, source=None, store=None) -> ExtractResult
     return result
 
 
-def _fetch_until_complete(store, source, dataset, request, batch_id, state, scan):
+def _fetch_until_complete(store, source, dataset, request, batch_id, state, scan, depth):
     """(the complete state, what `scan` said of each page of it)."""
     while True:
         try:
             with ProgressBar(log, f"extract {dataset.name}") as bar:
-                return state, _fetch(store, source, dataset, request, batch_id, state, bar, scan)
+                return state, _fetch(store, source, dataset, request, batch_id, state, bar, scan, depth)
         except SourceChanged as change:
             state = start_over(store, source, dataset, request, batch_id, state, change)
 
 
-def _fetch(store, source, dataset, request, batch_id, state, bar, scan) -> dict:
-    writer = PageWriter(store, dataset.name, batch_id, scan)
+def _fetch(store, source, dataset, request, batch_id, state, bar, scan, depth) -> dict:
+    writer = PageWriter(store, dataset.name, batch_id, scan, depth)
     try:
         source.fetch(request, state, writer, bar, dataset.name)
     except BaseException:

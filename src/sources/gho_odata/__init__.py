@@ -1,8 +1,11 @@
 """The WHO Global Health Observatory OData API (`GHO_API_BASE_URL`) as a source.
 
 `client` makes bounded, retried requests; `answer` validates one answer;
-`paging` pages an indicator by Id and proves it complete against the count;
-`indicators` pages every indicator of a dataset into one batch, in turn.
+`paging` pages an indicator by Id and proves it complete against the count,
+the rest of it after the first page in Id ranges side by side (`ranges`,
+GHO_PAGE_CONCURRENCY); `politeness` bounds the requests in flight and pauses
+them all after a backoff, process-wide; `indicators` pages every indicator of
+a dataset into one batch, in turn.
 """
 
 from src.redact import without_credentials

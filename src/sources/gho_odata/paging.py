@@ -89,13 +89,11 @@ class KeysetPager:
         # An Id range of the indicator (`ranges.IdRange`, paged beside the others) or None: the whole of it.
         self.part = part
         self.lock = part.lock if part else threading.Lock()  # held from an answer's checks to its put
-        self.largest_id = None  # a Future of the largest Id, asked when pages may go side by side
         # Digests of the URLs asked in the current nextLink chain (kept in memory only: the Id
         # order check still stops a loop that a resumed run no longer remembers).
         self._visited = set()
 
     def run(self):
-        self.largest_id = ranges.ask_largest_id(self)  # beside the first page, so it costs no wait
         while self.state["step"] is not None:
             self.writer.check()
             self._within_budget()
@@ -212,7 +210,7 @@ class KeysetPager:
                 # An Id range is proven by the indicator's own final count, over every range.
                 return None if self.part else {"kind": "total"}
             state["query"] = new_query(state["landed"])
-            if self.largest_id is not None and step["after"] is None:
+            if self.part is None and step["after"] is None and ranges.concurrency(self) > 1:
                 return ranges.split(self)  # pages side by side, or, when that cannot help, the keyset step
             return {"kind": "query", "after": state["last_id"], "url": None}
         if query["rows"] == 0:

@@ -34,14 +34,6 @@ def total_params(request) -> dict:
     return params
 
 
-def max_id_params(request) -> dict:
-    """A request for the largest Id within the filter (where the Id ranges of concurrent paging end)."""
-    params = {"$orderby": "Id desc", "$top": "1", "$select": "Id"}
-    if request["filter"]:
-        params["$filter"] = request["filter"]
-    return params
-
-
 def new_paging_state(attempt=1) -> dict:
     """The paging state of a fresh attempt (kept in progress.json, so a killed run resumes it)."""
     return {"version": 2, "attempt": attempt, "pages": [], **new_indicator_paging()}

@@ -2,13 +2,14 @@
 
 A far API answers a page in little more than the time it takes to reach it, so a large indicator paged one
 page after another spends its time waiting. Once the first keyset answer has given the count C and the first
-page, the rest, when more than a page remains, is split by Id: the largest Id (one request beside the first page,
-`$orderby=Id desc&$top=1&$select=Id`) ends (last Id landed, largest Id], and that span is cut into up to
-GHO_PAGE_CONCURRENCY ranges, each as many pages wide as the rows would fill were they spread evenly (`_cuts`).
-Every range but the last is `Id gt a and Id le b`; the last is `Id gt a` alone, so a wrong largest Id costs
-speed, never rows. Each range is paged exactly as a whole
-indicator is (`paging.KeysetPager`): keyset on Id, its first answer's count its own target, every later count
-checked against it, Ids strictly ascending and inside its bounds.
+page, the rest, when more than a page remains, is split by Id without another request: GHO's Ids of one
+indicator are spread evenly (the samples' largest Id is within 3% of what their first 1,000 rows' density
+says), so the first answer's Ids per row estimate where the rest ends, and (last Id landed, estimate] is cut
+into up to GHO_PAGE_CONCURRENCY ranges, each a whole number of pages wide at that density (`_cuts`). Every
+range but the last is `Id gt a and Id le b`; the last is `Id gt a` alone, so a wrong estimate costs speed,
+never rows. Each range is paged exactly as a whole indicator is (`paging.KeysetPager`): keyset on Id, its
+first answer's count its own target, every later count checked against it, Ids strictly ascending and inside
+its bounds.
 
 The plan (the ranges and each one's paging state) is part of the indicator's paging state in
 progress.json, so a killed run resumes every range where it stopped, with whatever concurrency is set
@@ -18,16 +19,15 @@ the batch's list in Id order (range order), so the manifest lists pages as pagin
 
 A server that ignores the upper bound shows it by a row above it: the batch starts over, one page after
 another (`RangesNotHonoured`, a SourceChanged that the extract's start over records in the new state's
-`carry`). A largest Id that a server ignoring `$orderby`, `$select` or `$top` gets wrong only makes the
-ranges uneven, or, below the last Id landed, paging one page after another.
+`carry`).
 """
 
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from src.errors import ExtractError, SourceChanged
-from src.sources.gho_odata.paging_state import max_id_params, new_indicator_paging
+from src.errors import SourceChanged
+from src.sources.gho_odata.paging_state import new_indicator_paging
 
 log = logging.getLogger("gho_etl.extract")
 
@@ -47,60 +47,36 @@ def concurrency(pager) -> int:
     return min(pager.client.page_concurrency, carried or pager.client.page_concurrency)
 
 
-def ask_largest_id(pager):
-    """A Future of the largest Id when this is a whole indicator starting now and its pages may go side by
-    side (asked beside the first page, so it costs no wait), else None."""
-    state = pager.state
-    fresh = state["count"] is None and state["landed"] == 0 and state["step"] == new_indicator_paging()["step"]
-    if pager.part is not None or not fresh or concurrency(pager) < 2:
-        return None
-    state["requests"] += 1
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="extract-largest-id")
-    future = executor.submit(_max_id, pager)
-    executor.shutdown(wait=False)  # one request, bounded by the client's deadline and attempts
-    return future
-
-
-def _max_id(pager):
-    """The largest Id the answer holds (None when it holds none or the API refused the question)."""
-    try:
-        page = pager.client.get_answer(pager.indicator_url, max_id_params(pager.request), pager.indicator)
-    except ExtractError as exc:
-        log.warning("indicator %s: no largest Id (%s); its pages go one after another", pager.indicator, exc)
-        return None
-    ids = [value for value in (page.first_id, page.last_id) if isinstance(value, int) and not isinstance(value, bool)]
-    return max(ids) if ids else None
-
-
 def split(pager) -> dict:
     """The step after the first keyset answer: the Id ranges, planned into the state, or the next keyset page."""
     state = pager.state
     after, left = state["last_id"], state["count"] - state["landed"]
     pages = -(-left // pager.request["page_size"])
-    largest, pager.largest_id = pager.largest_id.result(), None
-    if pages < 2 or largest is None or largest - after < 2:
+    first = next((page["first_id"] for page in pager.pages if page.get("indicator") == pager.tag), None)
+    if pages < 2 or first is None:
         return {"kind": "query", "after": after, "url": None}
+    ids_per_row = (after - first + 1) / state["landed"]  # >= 1: Ids are distinct integers
+    largest = after + round(left * ids_per_row)  # the estimate: the rest as dense as the first answer
     state["ranges"] = [
         {"above": above, "upto": upto, **new_indicator_paging(after=above)}
-        for above, upto in _cuts(after, largest, left, pages, pager.request["page_size"], concurrency(pager))
+        for above, upto in _cuts(after, largest, pages, pager.request["page_size"] * ids_per_row, concurrency(pager))
     ]
-    state["before_ranges"] = {"landed": state["landed"], "requests": state["requests"], "largest_id": largest}
+    state["before_ranges"] = {"landed": state["landed"], "requests": state["requests"], "estimated_largest_id": largest}
     return {"kind": "ranges"}
 
 
-def _cuts(after, largest, left, pages, page_size, most):
-    """[(above, upto), ...]: the Id ranges, the last one unbounded above (upto None).
+def _cuts(after, largest, pages, ids_per_page, most):
+    """[(above, upto), ...]: the Id ranges up to the estimated largest Id, the last one unbounded above.
 
-    Each range spans the Ids of a whole number of pages were the `left` rows spread evenly over
-    (after, largest]: as many pages each as the most ranges need, so paging them asks no more pages
-    than paging in turn would, and they end together.
+    Each range spans the Ids of a whole number of pages at the first answer's density: as many pages
+    each as the most ranges need, so paging them asks no more pages than paging in turn would, and
+    they end together.
     """
     per_range = -(-pages // most)
-    ids_per_page = (largest - after) * page_size / left
     cuts = [after]
     for number in range(1, -(-pages // per_range)):
         cut = after + round(number * per_range * ids_per_page)
-        if cut > cuts[-1] and cut < largest:
+        if cuts[-1] < cut < largest:
             cuts.append(cut)
     return list(zip(cuts, cuts[1:] + [None]))
 
