@@ -148,3 +148,28 @@ def test_a_datasets_history_is_pruned_once_a_job_and_never_holds_more_than_the_r
     assert max(counts) == counts[-1] == 10
     newest = scalar(database_url, "SELECT array_agg(run_id ORDER BY id DESC) FROM etl_runs WHERE dataset = 'first'")
     assert newest[:3] == ["run5"] * 3
+
+
+def test_a_ledger_of_an_earlier_version_still_gains_its_columns_and_a_current_one_takes_no_ddl_lock(
+    make_settings, database_url, db, monkeypatch
+):
+    with db.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE etl_batches (dataset text NOT NULL, batch_id text NOT NULL, table_name text NOT NULL, "
+            "mode text NOT NULL, rows_staged bigint NOT NULL, rows_inserted bigint NOT NULL, rows_updated bigint "
+            "NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (dataset, batch_id))"
+        )
+    settings = make_settings({"first": {"indicator": "WHOSIS_000001"}})
+    runner = Runner(settings, Database(settings))
+    assert all(o.ok for o in runner.run_job(settings.datasets["first"]))
+    assert scalar(database_url, "SELECT count(*) FROM etl_batches WHERE content_hash IS NOT NULL") == 1
+    with db.cursor() as cursor:
+        cursor.execute("DELETE FROM first WHERE ctid IN (SELECT ctid FROM first LIMIT 3)")
+    # Another session holds our DDL lock: a load that wanted it would give up after lock_timeout.
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=3000")
+    db.autocommit = False
+    with db.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('gho-etl:ddl'))")
+        outcomes = runner.run_job(settings.datasets["first"])
+    db.rollback()
+    assert [o.ok for o in outcomes] == [True] * 3 and outcomes[-1].rows_written == 3

@@ -10,12 +10,12 @@ Definitions evolve only by additions (`ADD COLUMN IF NOT EXISTS`), under one
 advisory lock, so processes of different versions can share a database.
 """
 
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, fields
 from typing import Optional
 
 from psycopg2 import sql
 
-from src.contracts.catalog import relation_exists
+from src.contracts.catalog import column_names, relation_exists
 
 LEDGER_TABLE = "etl_batches"
 RUNS_TABLE = "etl_runs"
@@ -78,7 +78,11 @@ def _execute(cursor, statement, table, params=None):
 
 
 def ensure_ledger(connection) -> None:
+    """The ledger, made or given its later columns when it lacks any; no DDL (and none of its locks, which
+    every load took on etl_batches) when it has them all."""
     with connection, connection.cursor() as cursor:
+        if set(column_names(cursor, LEDGER_TABLE)) >= {f.name for f in fields(LedgerEntry)}:
+            return
         take_lock(cursor, "ddl")
         _execute(cursor, _LEDGER_DDL, LEDGER_TABLE)
         _execute(cursor, _LEDGER_ADDITIONS, LEDGER_TABLE)

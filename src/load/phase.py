@@ -83,9 +83,13 @@ def _label(connection, dataset):
 
 
 def _prepare_session(connection):
-    Database.ensure_schema(connection)
-    with connection.cursor() as cursor:
-        for name, value in SESSION_SETTINGS.items():
-            cursor.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-    connection.commit()
+    """The schema, the session's memory and the ledger; a pooled connection a load prepared before keeps its
+    settings (SET lasts the session), so only the ledger is checked again."""
+    if not getattr(connection, "prepared_for_load", False):
+        Database.ensure_schema(connection)
+        with connection.cursor() as cursor:
+            for name, value in SESSION_SETTINGS.items():
+                cursor.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+        connection.commit()
+        connection.prepared_for_load = True
     ledger.ensure_ledger(connection)
