@@ -57,13 +57,13 @@ def peer_lines(rows, peers):
     every = f"seconds for {rows:,}"
     lines = [
         "peers (rest_api source on the same stand-in, merge on the natural key, into the same PostgreSQL):",
-        f"  {'peer':<14}{'seconds':>9}{'rows':>11}{'rows/s':>9}{'peak RSS MB':>13}{every:>22}  loader",
+        f"  {'peer':<14}{'seconds':>9}{'rows':>11}{'rows/s':>9}{'peak RSS MB':>13}{every:>24}  loader",
     ]
     for name, step in peers.items():
         rate = round(step["rows"] / step["seconds"]) if step["seconds"] else 0
         lines.append(
             f"  {name:<14}{step['seconds']:>9.2f}{step['rows']:>11,}{rate:>9,}{step['peak_rss_mb']:>13.0f}"
-            f"{step['seconds_for_all_rows']:>22.2f}  {step['loader_file_format']}"
+            f"{step['seconds_for_all_rows']:>24.2f}  {step['loader_file_format']}"
         )
     scaled = {step["scaled_from_rows"] for step in peers.values()} - {None}
     if scaled:
