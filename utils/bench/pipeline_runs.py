@@ -1,6 +1,6 @@
-"""The pipeline's three runs on the same generated rows: the first load into an empty table, a merge
-re-run with every VARY_EVERY-th value revised upstream, and a re-run with nothing changed (which must
-write zero rows)."""
+"""The pipeline's runs on the same generated rows: the first load into an empty table, a merge re-run with
+every VARY_EVERY-th value revised upstream, a re-run with nothing changed (which must write zero rows), then
+the refreshes a scheduled job makes of that unchanged data (see refreshes)."""
 
 import shutil
 
@@ -8,6 +8,7 @@ from src.contracts.layout import STAGING_SUFFIX, Layout
 from src.contracts.ledger import LEDGER_TABLE
 from utils.bench.console import BenchmarkError, log
 from utils.bench.database import count_rows, row_versions_fingerprint, rows_written_by_last_batch
+from utils.bench.refreshes import measure_refreshes
 from utils.bench.stand_in import serving
 from utils.bench.workload import DATASET, VARY_EVERY
 
@@ -29,12 +30,14 @@ def measure_first_run(phases, rows, work, url):
     return kept
 
 
-def measure_reruns(phases, rows, url):
-    """The merge re-run, then the no-change re-run, against one stand-in that revises every VARY_EVERY-th value."""
+def measure_reruns(phases, rows, url, work):
+    """The merge re-run, the no-change re-run and the unchanged refreshes, against one stand-in that revises
+    every VARY_EVERY-th value."""
     log(f"  upstream revises every {VARY_EVERY}th value...")
-    with serving(phases.env, rows, vary_every=VARY_EVERY):
+    with serving(phases.env, rows, vary_every=VARY_EVERY) as stand_in:
         _measure_merge_rerun(phases, rows, url)
         _measure_unchanged_rerun(phases, rows, url)
+        measure_refreshes(phases, stand_in, rows, url, work)
 
 
 def _measure_merge_rerun(phases, rows, url):

@@ -1,11 +1,11 @@
 """A size's raw step figures turned into its result: rates against raw COPY, totals and the target checks."""
 
-from utils.bench.targets import check_targets
+from utils.bench.targets import check_targets, peer_checks, refresh_checks
 
 PIPELINE_PHASES = ("extract", "transform", "load")
 
 
-def summarise(rows, steps):
+def summarise(rows, steps, peers=None):
     """The result dict of one size (its JSON shape is what logs/benchmark.json holds)."""
     _add_rates(steps)
     naive_rate = steps["pandas_to_sql"]["rows"] / steps["pandas_to_sql"]["seconds"]
@@ -16,7 +16,12 @@ def summarise(rows, steps):
         "steps": steps,
         "end_to_end_seconds": round(end_to_end, 3),
         "pandas_to_sql_seconds_for_all_rows": round(naive_seconds, 3),
-        "checks": check_targets(steps, end_to_end, naive_seconds),
+        "peers": peers or {},
+        "checks": {
+            **check_targets(steps, end_to_end, naive_seconds),
+            **refresh_checks(steps, end_to_end),
+            **peer_checks(peers or {}, end_to_end),
+        },
     }
 
 

@@ -11,6 +11,11 @@ TARGETS = {
     "peak_rss_mb": 600,
     "rss_growth_3x_rows": 1.2,
     "end_to_end_vs_to_sql": 10.0,
+    "probe_skip_requests": 2,  # per dataset, for a refresh the change probe skips
+    "probe_skip_vs_full_run": 0.05,  # that refresh's time over the first run's end to end
+    "end_to_end_vs_dlt_best": 10.0,  # dlt's best configuration's time over our end to end
+    # extract time when every request waits a fixed latency, over requests / concurrency x latency
+    "latency_extract_vs_floor": 1.3,
     "per_dataset_overhead_ms": 50,  # many small datasets: --once time beyond one dataset of all their rows
 }
 
@@ -62,3 +67,33 @@ def missed_targets(output):
     if "rss_growth" in output and not output["rss_growth"]["met"]:
         missed.append("rss_growth")
     return missed
+
+
+def refresh_checks(steps, end_to_end):
+    """The refresh the change probe skips: a request or two for its one dataset, a small share of a full run
+    (the job's time less the stand-in's own time to answer, see utils/bench/refreshes.py)."""
+    probe = steps["probe_skip_refresh"]
+    ours = max(probe["seconds"] - probe["stand_in_seconds"], 0.0)
+    share = check(round(ours / end_to_end, 4), "<=", TARGETS["probe_skip_vs_full_run"])
+    share["note"] = f"with the stand-in's {probe['stand_in_seconds']:.2f}s: {probe['seconds'] / end_to_end:.4f}"
+    return {
+        "probe_skip_requests": check(probe["requests"], "<=", TARGETS["probe_skip_requests"]),
+        "probe_skip_vs_full_run": share,
+    }
+
+
+def peer_checks(peers, end_to_end):
+    """Our end to end against dlt's best configuration; a peer not measured is a target not met."""
+    dlt = [step["seconds_for_all_rows"] for name, step in peers.items() if name.startswith("dlt_")]
+    if not dlt:
+        target = f">= {TARGETS['end_to_end_vs_dlt_best']}"
+        note = "not measured" + (f": {peers['error'].splitlines()[0]}" if peers.get("error") else " (--peers none)")
+        return {"end_to_end_vs_dlt_best": {"value": None, "target": target, "met": False, "note": note}}
+    ratio = round(min(dlt) / end_to_end, 2)
+    return {"end_to_end_vs_dlt_best": check(ratio, ">=", TARGETS["end_to_end_vs_dlt_best"])}
+
+
+def missed_in_modes(output):
+    """Names of every target missed by the other modes (latency, many datasets), as `mode.check`."""
+    modes = output.get("modes", {})
+    return [f"{mode}.{name}" for mode, r in modes.items() for name, c in r.get("checks", {}).items() if not c["met"]]

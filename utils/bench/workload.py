@@ -10,3 +10,5 @@ INDICATOR = "BENCH_1"
 DATASET = "bench"
 # The merge re-run's upstream revises every VARY_EVERY-th value, so the load has a known share to write.
 VARY_EVERY = 7
+# Our page size (GHO_PAGE_SIZE), set for the phases and asked for by the peers, so both make the same requests.
+PAGE_SIZE = 10_000
