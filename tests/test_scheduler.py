@@ -234,3 +234,18 @@ def test_workers_below_one_is_bad_usage_before_anything_runs(script_env, tmp_pat
     assert result.returncode == 2
     assert result.stderr.strip().endswith("error: --workers must be at least 1")
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_once_runs_jobs_side_by_side_up_to_workers_and_reports_in_dataset_order(
+    config_env, database_url, stub, workers
+):
+    stub.set_mode(latency=0.3)  # every answer waits: two jobs at once show as two requests in flight
+    env = config_env({"alpha": {"indicator": "GEN_A"}, "beta": {"indicator": "GEN_B"}})
+    result = run_script(
+        "start_scheduler.py", "--once", "--workers", str(workers), env=dict(env, GHO_PAGE_CONCURRENCY="1")
+    )
+    assert stub.in_flight["max_in_flight"] == workers
+    assert (table_rows(database_url, "alpha"), table_rows(database_url, "beta")) == (300, 200)
+    summary = [line.split(":")[0] for line in result.stdout.splitlines()]
+    assert summary == [f"{phase} {name}" for name in ("alpha", "beta") for phase in ("extract", "transform", "load")]

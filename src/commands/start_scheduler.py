@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from src.commands.common import (
     EXIT_ALREADY_RUNNING,
@@ -43,7 +44,9 @@ def _parser():
     mode.add_argument("--foreground", action="store_true", help="stay attached (for systemd, containers, tmux)")
     mode.add_argument("--once", action="store_true", help="run every enabled job once now, then exit")
     parser.add_argument("--run-now", action="store_true", help="run every job at start, then keep to the schedule")
-    parser.add_argument("--workers", type=int, default=2, help="jobs that may run at the same time (default 2)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="jobs that may run at the same time, with --once too (default 2)"
+    )
     add_full_refresh_argument(parser, "with --once: download")
     add_dataset_arguments(parser)
     return parser
@@ -57,7 +60,7 @@ def start_main(script_path, argv=None) -> int:
         if not datasets:
             return fail("no enabled dataset in DATASET_CONFIG: nothing to schedule", EXIT_CONFIG)
         if args.once:
-            return _run_once(with_full_refresh(invocation), datasets)
+            return _run_once(with_full_refresh(invocation), datasets, args.workers)
         if args.foreground or os.environ.get(_DETACHED_CHILD) == "1":
             return _serve(settings, datasets, args)
         return _detach(settings, script_path, argv if argv is not None else sys.argv[1:])
@@ -75,15 +78,21 @@ def _check_workers(parser, args):
         parser.error("--full-refresh goes with --once (a scheduler downloads in full every GHO_FULL_REFRESH_DAYS)")
 
 
-def _run_once(settings, datasets) -> int:
+def _run_once(settings, datasets, workers) -> int:
+    """Every job once, `workers` side by side as the scheduler runs them: a job waits on the API, the disk
+    and PostgreSQL in turn, so a second one fills those waits. Outcomes are reported in dataset order."""
     alerts = Alerts(settings.alert_webhook, settings.alert_on_recovery, settings.alert_timeout)
-    # One connection serves every phase and dataset in turn, and the reference is checked once at the end.
+
+    def job(dataset):
+        outcomes = runner.run_job(dataset)
+        alerts.job_done(dataset, outcomes)
+        return outcomes
+
+    # Idle connections are handed to the next phase or job, and the reference is checked once at the end.
     with runner_for(settings, trigger="once") as runner, runner.database.pooled(), runner.reference_after_all():
-        outcomes = []
-        for dataset in datasets:
-            job = runner.run_job(dataset)
-            alerts.job_done(dataset, job)
-            outcomes += job
+        with ThreadPoolExecutor(max_workers=min(workers, len(datasets)), thread_name_prefix="job") as pool:
+            jobs = [pool.submit(job, dataset) for dataset in datasets]
+            outcomes = [outcome for future in jobs for outcome in future.result()]
     return report(outcomes)
 
 
