@@ -249,3 +249,27 @@ def test_new_faults_over_http_with_times_after_and_path(stub, rows):
     ] * 2
     assert len(_get(stub).json()["value"]) == 300
     assert requests.post(f"{control}/faults", json={"kind": "lava"}, timeout=TIMEOUT).status_code == 400
+
+
+def test_a_few_ordered_rows_with_select_are_what_a_full_sort_gives_and_follow_new_rows(stub):
+    """The change probe's question is answered by a top-N pick, kept until the rows change: the same rows, in
+    the same order (ties keep the rows' order), the count of every matching row, and never a stale answer."""
+    rows = [
+        {"Id": i, "Date": f"2024-0{1 + i % 3}-01T00:00:00Z", "Dim1": "SEX_FMLE" if i % 2 else "SEX_MLE"}
+        for i in range(1, 301)
+    ]
+    stub.set_rows("GEN_PICK", rows)
+    for orderby in ("Date desc,Id desc", "Date desc", "Date asc", "Date asc,Dim1 desc"):
+        for skip, top in ((0, 1), (0, 5), (3, 4)):
+            query = {"$orderby": orderby, "$select": "Date,Id", "$count": "true", "$top": str(top), "$skip": str(skip)}
+            answer = _get(stub, "GEN_PICK", **query).json()
+            whole = _get(stub, "GEN_PICK", **{"$orderby": orderby, "$select": "Date,Id"}).json()["value"]
+            assert answer["value"] == whole[skip : skip + top], (orderby, skip, top)
+            assert answer["@odata.count"] == 300
+    probe = {"$orderby": "Date desc,Id desc", "$select": "Date,Id", "$top": "1", "$count": "true"}
+    assert _get(stub, "GEN_PICK", **probe).json()["value"] == [{"Date": "2024-03-01T00:00:00Z", "Id": 299}]
+    stub.set_rows("GEN_PICK", rows + [{"Id": 301, "Date": "2025-01-01T00:00:00Z", "Dim1": "SEX_MLE"}])
+    answer = _get(stub, "GEN_PICK", **probe).json()
+    assert (answer["value"], answer["@odata.count"]) == ([{"Date": "2025-01-01T00:00:00Z", "Id": 301}], 301)
+    filtered = _get(stub, "GEN_PICK", **dict(probe, **{"$filter": "Dim1 eq 'SEX_FMLE'"})).json()
+    assert (filtered["value"], filtered["@odata.count"]) == ([{"Date": "2024-03-01T00:00:00Z", "Id": 299}], 150)

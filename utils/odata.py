@@ -5,6 +5,7 @@ string/number/null/true/false literals, and contains/startswith/endswith.
 Errors raise ODataError, which the stand-in turns into HTTP 400 as GHO does.
 """
 
+import heapq
 import re
 
 
@@ -30,6 +31,10 @@ _FUNCTIONS = {
     "endswith": lambda a, b: a is not None and b is not None and str(a).lower().endswith(str(b).lower()),
 }
 _LITERALS = {"null": None, "true": True, "false": False}
+
+
+# A $top this small is answered by a top-N pick rather than a sort of every row.
+FEW_ROWS = 1000
 
 
 def tokenize(text):
@@ -162,22 +167,41 @@ def _sort_key(value):
     return (2, 0, str(value))
 
 
+def _order_clauses(text, fields):
+    """[(field, descending), ...] of an $orderby (raises ODataError for a clause it cannot order by)."""
+    clauses = []
+    for clause in [c.strip() for c in text.split(",") if c.strip()]:
+        parts = clause.split()
+        direction = parts[1].lower() if len(parts) > 1 else "asc"
+        if parts[0] not in fields or direction not in ("asc", "desc") or len(parts) > 2:
+            raise ODataError(f"invalid $orderby clause {clause!r}")
+        clauses.append((parts[0], direction == "desc"))
+    return clauses
+
+
+def _ordered(rows, clauses, first=None):
+    """The rows in $orderby order (stable), or only the `first` of them when that is few: a top-N pick, the
+    order a sort gives (heapq's nsmallest/nlargest are documented equal to sorted()[:n]), without sorting all."""
+    directions = {descending for _, descending in clauses}
+    if first is not None and first <= FEW_ROWS and len(directions) == 1:
+        names = [name for name, _ in clauses]
+        pick = heapq.nlargest if directions == {True} else heapq.nsmallest
+        return pick(first, rows, key=lambda row: tuple(_sort_key(row.get(name)) for name in names))
+    for name, descending in reversed(clauses):
+        rows = sorted(rows, key=lambda row: _sort_key(row.get(name)), reverse=descending)
+    return rows
+
+
 def apply_query(rows, params, fields):
     """Apply $filter, $orderby, $skip, $top and $select; return the resulting rows."""
     fields = list(fields)
     if params.get("$filter"):
         predicate = compile_filter(params["$filter"], fields)
         rows = [row for row in rows if predicate(row)]
-    if params.get("$orderby"):
-        for clause in reversed([c.strip() for c in params["$orderby"].split(",") if c.strip()]):
-            parts = clause.split()
-            name = parts[0]
-            direction = parts[1].lower() if len(parts) > 1 else "asc"
-            if name not in fields or direction not in ("asc", "desc") or len(parts) > 2:
-                raise ODataError(f"invalid $orderby clause {clause!r}")
-            rows = sorted(rows, key=lambda row: _sort_key(row.get(name)), reverse=direction == "desc")
     skip = non_negative(params, "$skip", 0)
     top = non_negative(params, "$top", None)
+    if params.get("$orderby"):
+        rows = _ordered(rows, _order_clauses(params["$orderby"], fields), None if top is None else skip + top)
     rows = rows[skip:] if top is None else rows[skip : skip + top]
     if params.get("$select"):
         selected = [s.strip() for s in params["$select"].split(",") if s.strip()]

@@ -11,9 +11,9 @@ once a GHO_REFERENCE_HOURS for every dataset together, is not a cost of the data
 seconds are the job's own measure (its first phase's start to its last phase's end in the run
 history, interpreter start-up excluded, as for the other steps), and its requests are those the stand-in
 answered while it ran. The process's wall time is kept beside them, and so is the time the stand-in took to
-make its answers (`stand_in_seconds`, from its request log): it has no index, so it sorts every row to answer
-a probe (2.4 s at 1,000,000 rows), where GHO answers from its database. The probe target is checked on the
-job's time less that, what the job costs on a server that answers at once; both figures are reported.
+make its answers (`stand_in_seconds`, from its request log). The stand-in answers the probe's question (a
+few rows in `Date` order) with a top-N pick, kept until its rows change, as a database with an index answers
+it without sorting every row; the probe target is checked on the job's whole time.
 """
 
 import json

@@ -71,11 +71,10 @@ def missed_targets(output):
 
 def refresh_checks(steps, end_to_end):
     """The refresh the change probe skips: a request or two for its one dataset, a small share of a full run
-    (the job's time less the stand-in's own time to answer, see utils/bench/refreshes.py)."""
+    (the job's whole time, the stand-in's time to answer included)."""
     probe = steps["probe_skip_refresh"]
-    ours = max(probe["seconds"] - probe["stand_in_seconds"], 0.0)
-    share = check(round(ours / end_to_end, 4), "<=", TARGETS["probe_skip_vs_full_run"])
-    share["note"] = f"with the stand-in's {probe['stand_in_seconds']:.2f}s: {probe['seconds'] / end_to_end:.4f}"
+    share = check(round(probe["seconds"] / end_to_end, 4), "<=", TARGETS["probe_skip_vs_full_run"])
+    share["note"] = f"of it the stand-in answering: {probe['stand_in_seconds']:.2f}s"
     return {
         "probe_skip_requests": check(probe["requests"], "<=", TARGETS["probe_skip_requests"]),
         "probe_skip_vs_full_run": share,

@@ -16,6 +16,7 @@ from utils.stub.wire import encode_json
 # Served, generated, when there are neither samples nor --generate'd indicators: the shipped datasets.
 SHIPPED_DATASETS = ("WHOSIS_000001", "WHOSIS_000015")
 SHIPPED_ROWS = 12936
+MAX_LEADING = 64  # answers of a few rows kept (each at most FEW_ROWS rows)
 
 
 def _numeric(value) -> bool:
@@ -39,6 +40,7 @@ class IndicatorRows:
     def __init__(self, samples_dir=None, generated=None, use_samples=True, vary_every=0):
         self.lock = threading.Lock()
         self.encoded = {}  # (code, $filter, $orderby) -> (rows object, rows encoded as JSON once, their Ids or None)
+        self.leading = {}  # (code, query of a few rows) -> (rows object, the answer's rows)
         self.library = SampleLibrary(samples_dir) if use_samples else SampleLibrary(Path("/nonexistent"))
         self.indicators = {}  # code -> rows (overrides and generated data)
         for code, count in (generated or {}).items():
@@ -67,6 +69,7 @@ class IndicatorRows:
         with self.lock:
             self.indicators[code] = rows
             self.encoded = {query: cached for query, cached in self.encoded.items() if query[0] != code}
+            self.leading = {query: cached for query, cached in self.leading.items() if query[0] != code}
 
     def delete_rows(self, code, ids) -> int:
         """Stop serving the rows of `code` with these Ids; return how many went."""
@@ -102,6 +105,22 @@ class IndicatorRows:
             with self.lock:
                 self.encoded = {query: cached}  # one query's encoding at a time
         return cached[1], cached[2]
+
+    def leading_rows(self, code, rows, params, fields):
+        """The answer to a query for a few rows (`$top` within FEW_ROWS), kept until the rows change: an
+        indexed server answers the change probe's question without a sort, and so does the stand-in once it
+        has been asked it."""
+        query = (code, tuple(sorted(params.items())))
+        with self.lock:
+            cached = self.leading.get(query)
+        if cached is None or cached[0] is not rows:
+            cached = (rows, apply_query(rows, params, fields))
+            with self.lock:
+                self.leading = {key: value for key, value in self.leading.items() if key[0] != code or value[0] is rows}
+                if len(self.leading) >= MAX_LEADING:
+                    self.leading.pop(next(iter(self.leading)))
+                self.leading[query] = cached
+        return cached[1]
 
     def count_matching(self, code, rows, filter_text, keyset):
         """How many rows match $filter, from an encoding made already when there is one, else without encoding

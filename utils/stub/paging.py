@@ -10,7 +10,7 @@ Id <= M), so paging a million rows, in one Id range or several at once, stays ch
 from bisect import bisect_right
 from urllib.parse import urlencode
 
-from utils.odata import ODataError, apply_query, non_negative
+from utils.odata import FEW_ROWS, ODataError, apply_query, non_negative
 from utils.stub.query import count_asked, fields_of, join_keyset, ordered_by_id, split_keyset
 from utils.stub.wire import context_url, encode_json, invalid_query_payload
 
@@ -83,6 +83,14 @@ class DataAnswer:
         if params.get("$select"):
             fields = fields_of(rows)
             base = {name: params[name] for name in ("$filter", "$orderby", "$select") if params.get(name)}
+            first = _few_asked(params)
+            if first is not None:  # the change probe's question: a few rows, and the count of all
+                leading = self.state.leading_rows(self.resource, rows, dict(base, **{"$top": str(first)}), fields)
+                return (
+                    _Leading(leading, self.state.count_matching(self.resource, rows, params.get("$filter"), None)),
+                    0,
+                    False,
+                )
             return apply_query(rows, base, fields), 0, False
         orderby = params.get("$orderby")
         if keyset and ordered_by_id(orderby):
@@ -132,3 +140,24 @@ class DataAnswer:
             if parent is None and rest is not None:
                 modes.chain_parents[(self.resource, tuple(sorted(rest.items())))] = self._link(self.split.query)
         return parent if parent is not None else link
+
+
+def _few_asked(params):
+    """How many rows the answer can hold at most when that is few ($skip + $top), else None."""
+    top = non_negative(params, "$top", None)
+    if top is None:
+        return None
+    first = non_negative(params, "$skip", 0) + top
+    return first if first <= FEW_ROWS else None
+
+
+class _Leading(list):
+    """The first rows of an ordered answer, with the length of the whole: what a small $top can be served from
+    (every slice an answer takes of it ends within $skip + $top)."""
+
+    def __init__(self, first, total):
+        super().__init__(first)
+        self.total = total
+
+    def __len__(self):
+        return self.total
