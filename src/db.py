@@ -62,11 +62,11 @@ class SchemaConnection(psycopg2.extensions.connection):
 class Database:
     """Connection factory for the configured database; starts the embedded one on demand."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, announce=True):
         self.settings = settings
         self._embedded = None
         self._embedded_password = None
-        self._announced = False
+        self._announced = not announce  # "using database: ..." once, at the first connection
         self._pool = None  # idle connections while `pooled` is on, else None (every block connects anew)
         self._pool_lock = threading.Lock()
 

@@ -88,7 +88,7 @@ def database_lock(settings, name: str, busy_message: str):
     """
     from src.db import Database
 
-    database = Database(settings)
+    database = Database(settings, announce=False)  # the phase's own connection says which database
     connection = database.connect()
     try:
         connection.autocommit = True

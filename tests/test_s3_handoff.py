@@ -131,6 +131,8 @@ def test_each_phase_on_its_own_worker_loads_the_sample_once(workers, bucket, dat
     assert keys(s3, name, "gho/landing/") == [] and len(keys(s3, name, f"gho/staging/{DATASET}/")) == 1
     loaded = workers.run("load", on="w3")
     assert f"load {DATASET}: {ROWS} rows written of {ROWS} staged" in loaded.stdout
+    for output in (extracted, transformed, loaded):  # the lock's own connection says nothing of its own
+        assert (output.stdout + output.stderr).count("using database:") == 1
     converged(workers, bucket, database_url, reference)
     for phase, worker in zip(PHASES, ("w3", "w1", "w2")):  # the next run, each phase on another worker
         again = workers.run(phase, on=worker)
