@@ -68,6 +68,15 @@ class SourceChanged(ExtractError):
     transient = True
 
 
+class RangesNotHonoured(SourceChanged):
+    """The API ignored the upper bound of an Id range: the batch starts over, its pages one after another.
+
+    `carry` is what the new attempt's paging state keeps (`src.extract.batches.start_over`).
+    """
+
+    carry = {"page_concurrency": 1}
+
+
 class TransientAnswer(GhoEtlError):
     """One answer worth asking for again: raised and caught inside a source's retry loop.
 

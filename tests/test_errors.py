@@ -28,6 +28,7 @@ def test_transient_means_a_later_try_may_succeed_unchanged():
         "AlreadyRunning",
         "DatabaseBusy",
         "DatabaseUnavailable",
+        "RangesNotHonoured",
         "SourceChanged",
         "SourceUnavailable",
         "StorageUnavailable",

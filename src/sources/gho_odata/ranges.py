@@ -26,16 +26,10 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from src.errors import SourceChanged
+from src.errors import RangesNotHonoured, SourceChanged
 from src.sources.gho_odata.paging_state import new_indicator_paging
 
 log = logging.getLogger("gho_etl.extract")
-
-
-class RangesNotHonoured(SourceChanged):
-    """The API ignored an Id range's upper bound: start the batch over, paging one page after another."""
-
-    carry = {"page_concurrency": 1}
 
 
 class _Stopped(Exception):
