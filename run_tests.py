@@ -3,12 +3,28 @@
 
 Exits non-zero when any test fails, and also when no test ran at all (pytest's
 exit code 5), so a suite that silently collects nothing never passes.
+
+Tests run in GHO_TEST_WORKERS processes (pytest-xdist; default: one per CPU,
+at most 4), a test file's tests in one of them, since most tests wait on
+subprocesses, PostgreSQL and local servers. `-n 0` (or GHO_TEST_WORKERS=0) runs
+them in this process, in order.
 """
 
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+MAX_WORKERS = 4
+
+
+def _workers(argv) -> list:
+    """xdist's arguments, unless the caller chose (-n / --numprocesses / -p no:xdist)."""
+    if any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) for a in argv) or "no:xdist" in argv:
+        return []
+    chosen = os.environ.get("GHO_TEST_WORKERS", "").strip()
+    workers = int(chosen) if chosen.isdigit() else min(os.cpu_count() or 1, MAX_WORKERS)
+    return ["-n", str(workers), "--dist", "loadfile"] if workers > 0 else []
 
 
 def main(argv):
@@ -16,7 +32,7 @@ def main(argv):
 
     named_paths = [a for a in argv if not a.startswith("-") and Path(a.split("::")[0]).exists()]
     targets = [] if named_paths else [str(ROOT / "tests")]
-    code = pytest.main(["-p", "no:cacheprovider", "--rootdir", str(ROOT), *targets, *argv])
+    code = pytest.main(["-p", "no:cacheprovider", "--rootdir", str(ROOT), *_workers(argv), *targets, *argv])
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("run_tests.py: no tests were collected; failing", file=sys.stderr)
         return 1
