@@ -4,12 +4,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from src.contracts import landing
-from src.errors import ConfigError, StorageUnavailable
+from src.errors import ConfigError, StorageError, StorageUnavailable
 from src.faultpoints import ENV_VARIABLE
 from src.storage.disk import atomic_path
 from src.storage.s3 import S3Store
@@ -179,3 +181,48 @@ def test_a_handoff_on_s3_needs_a_shared_database(script_env, s3_endpoint):
     del env["DATABASE_URL"]
     result = run_script("start_transform.py", env=env, check=2)
     assert "GHO_HANDOFF_URL needs DATABASE_URL" in result.stderr
+
+
+class _RefusingS3(BaseHTTPRequestHandler):
+    """An S3 endpoint answering every request with one error: `status` and S3 error `code`."""
+
+    status, code = 400, "InvalidArgument"
+
+    def _answer(self):
+        body = f"<Error><Code>{self.code}</Code><Message>no</Message></Error>".encode()
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize(
+    "status, code, transient",
+    [
+        (400, "InvalidArgument", False),
+        (400, "AuthorizationHeaderMalformed", False),
+        (503, "SlowDown", True),
+        (500, "X", True),
+    ],
+)
+def test_only_an_s3_answer_a_later_try_may_change_is_transient(tmp_path, monkeypatch, status, code, transient):
+    """Airflow retries what our exception tree calls transient: a wrong region or a bad argument is not."""
+    handler = type("Refusing", (_RefusingS3,), {"status": status, "code": code})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for name, value in aws_env(f"http://127.0.0.1:{server.server_address[1]}").items():
+            monkeypatch.setenv(name, value)
+        store = S3Store("s3://team-bucket/gho", tmp_path / "scratch")
+        with pytest.raises((StorageError, StorageUnavailable)) as raised:
+            store.write_bytes("landing/x.json", b"{}")
+        assert raised.value.transient is transient and CREDENTIALS["aws_secret_access_key"] not in str(raised.value)
+    finally:
+        server.shutdown()

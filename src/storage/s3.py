@@ -24,7 +24,15 @@ from pathlib import Path
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 from src.errors import ConfigError, StorageError, StorageUnavailable
 from src.faultpoints import crash_point
@@ -41,6 +49,8 @@ CLIENT_CONFIG = Config(
 for _name in ("botocore", "boto3", "s3transfer"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 _MISSING = ("404", "NoSuchKey", "NotFound")
+# Answers a later try may not get: the store is busy or failing (5xx are transient whatever their code).
+_BUSY = ("SlowDown", "RequestTimeout", "Throttling", "ThrottlingException", "RequestTimeTooSkewed", "InternalError")
 _REFUSED = ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken")
 
 
@@ -84,10 +94,13 @@ class S3Store(Store):
                 return self._no_bucket()
             if code in _REFUSED:
                 return StorageError(f"S3 refused access to {where} ({code}): check the credentials and policy")
-            return StorageUnavailable(f"S3 error {code} on {where}")
-        if isinstance(exc, EndpointConnectionError):
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if code in _BUSY or status >= 500:
+                return StorageUnavailable(f"S3 error {code} on {where}")
+            return StorageError(f"S3 refused the request on {where} ({code}): retrying would not change it")
+        if isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)):
             return StorageUnavailable(f"cannot reach the S3 endpoint for {where}; check AWS_ENDPOINT_URL")
-        return StorageUnavailable(f"S3 request on {where} failed: {type(exc).__name__}")
+        return StorageError(f"S3 request on {where} failed: {type(exc).__name__}")
 
     def _no_bucket(self):
         return ConfigError(f"GHO_HANDOFF_URL: bucket {self.bucket!r} does not exist at the S3 endpoint")

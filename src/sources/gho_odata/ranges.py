@@ -156,8 +156,13 @@ def run_ranges(pager):
     errors = []
     if pagers:
         with ThreadPoolExecutor(max_workers=min(concurrency(pager), len(pagers)), thread_name_prefix="pages") as pool:
-            for future in [pool.submit(_run, one, stop, errors) for one in pagers]:
-                future.result()
+            futures = [pool.submit(_run, one, stop, errors) for one in pagers]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:  # a stop (SIGTERM, Ctrl-C) here: every range ends after its current page
+                stop.set()
+                raise
     if errors:
         raise next((error for error in errors if isinstance(error, RangesNotHonoured)), errors[0])
     with pager.lock:
