@@ -158,9 +158,14 @@ class S3Store(Store):
 
     def read_bytes(self, key: str) -> bytes:
         """The object's bytes; FileNotFoundError when there is none (a failing store is no "unreadable file")."""
+        with self._reading(key):
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+
+    @contextmanager
+    def _reading(self, key: str):
+        """A read of `key`: FileNotFoundError when there is no such object, else our error for the store's."""
         try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-            return answer["Body"].read()
+            yield
         except ClientError as exc:
             if self._is_missing(exc):
                 raise FileNotFoundError(2, "no such object", self.describe(key)) from None
@@ -266,12 +271,6 @@ class S3Store(Store):
     @contextmanager
     def local_file(self, key: str):
         with scratch_file(self.scratch_dir) as path:
-            try:
+            with self._reading(key):
                 self.client.download_file(self.bucket, self._key(key), str(path))
-            except ClientError as exc:
-                if self._is_missing(exc):
-                    raise FileNotFoundError(2, "no such object", self.describe(key)) from None
-                raise self._error(exc, key) from None
-            except BotoCoreError as exc:
-                raise self._error(exc, key) from None
             yield path
