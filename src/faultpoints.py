@@ -9,6 +9,7 @@ unset (always, in production) a crash point costs one dictionary lookup.
 
 import os
 import signal
+import threading
 from collections import Counter
 
 ENV_VARIABLE = "GHO_ETL_CRASH_AT"
@@ -28,6 +29,7 @@ POINTS = (
 )
 
 _reached = Counter()
+_counting = threading.Lock()  # pages are written by several threads
 
 
 def crash_point(name: str) -> None:
@@ -37,6 +39,8 @@ def crash_point(name: str) -> None:
     point, _, nth = spec.partition("@")
     if point != name:
         return
-    _reached[name] += 1
-    if _reached[name] == int(nth or 1):
+    with _counting:
+        _reached[name] += 1
+        reached = _reached[name]
+    if reached == int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -9,6 +9,7 @@ misjudges, lose and repeat nothing; and
 GHO_PAGE_CONCURRENCY=1 asks exactly what paging in turn always asked.
 """
 
+import hashlib
 import json
 import threading
 from urllib.parse import parse_qs
@@ -184,6 +185,10 @@ def test_a_kill_with_ranges_in_flight_resumes_and_lands_every_row_once(script_en
     [batch] = list(layout.landing(DATASET).iterdir())
     progress = json.loads((batch / PROGRESS).read_text())
     assert len(progress["ranges"]) == 4 and progress["step"] == {"kind": "ranges"}
+    # Pages are written side by side: the state saved lists only pages already whole in place.
+    assert progress["pages"]
+    for page in progress["pages"]:
+        assert hashlib.sha256((batch / page["file"]).read_bytes()).hexdigest() == page["sha256"], page["file"]
     wait_for(lambda: stub.in_flight["in_flight"] == 0)  # the killed run's last requests are answered
     stub.reset()  # the request log and the most requests in flight
     stub.set_mode(latency=0.05)
