@@ -11,6 +11,10 @@ from src.contracts.landing import PROGRESS, batch_file
 from src.errors import ExtractError
 from src.faultpoints import crash_point
 
+# Threads writing pages: enough to keep up with 32 pages fetched side by side, and fewer than the
+# S3 client's connections (src/storage/s3.py), so a PUT never waits for one.
+MAX_PAGE_WRITERS = 8
+
 
 class PageWriter:
     """The sink a source hands its answers to (`put`), for one landing batch.
@@ -19,14 +23,14 @@ class PageWriter:
     page is hashed (sha256) and written by a small pool of threads, so pages
     fetched side by side are written side by side (hashing, writing and fsync
     release the GIL; on object storage each is a PUT of its own). One thread
-    writes the states, in the order put, each only once every page it lists is
+    saves the states, in the order put, each only once every page it lists is
     in place: a crash at any moment leaves a state that only lists pages in the
-    store. States waiting together are saved as the latest alone, which lists
-    every page the others list. At most `depth` items wait (2 for pages fetched
-    one after another; one more than the pages fetched side by side). Given
-    `scan`, the pool also reads what each page says for the change probe
-    (`facts`); digests are filled into every state written, and into the
-    fetching side's pages on close (`fill_digests`).
+    store. At most `depth` pages are held from `put` until they are written
+    (2 for pages fetched one after another; one more than the pages fetched
+    side by side), and at most `depth` states wait. Given `scan`, the pool also
+    reads what each page says for the change probe (`facts`); digests are
+    filled into every state saved, and into the fetching side's pages on close
+    (`fill_digests`).
     """
 
     def __init__(self, store, dataset, batch_id, scan=None, depth=2):
@@ -37,60 +41,49 @@ class PageWriter:
         self.batch_id = batch_id
         self.error = None
         self.digests = {}
-        self._items = queue.Queue(maxsize=max(2, depth))
-        self._pool = ThreadPoolExecutor(max_workers=max(1, depth - 1), thread_name_prefix="extract-page")
+        depth = max(2, depth)
+        self._items = queue.Queue(maxsize=depth)
+        self._unwritten = threading.BoundedSemaphore(depth)  # pages held until written: memory stays bounded
+        self._pool = ThreadPoolExecutor(max_workers=min(depth - 1, MAX_PAGE_WRITERS), thread_name_prefix="extract-page")
         self._thread = threading.Thread(target=self._run, name="extract-writer", daemon=True)
         self._thread.start()
 
     def _write_page(self, name, raw):
         """(digest, fact) of a page, once it is in place in the store."""
-        digest = hashlib.sha256(raw).hexdigest()
-        fact = self.scan(raw) if self.scan is not None else None
-        self.store.write_bytes(batch_file(self.dataset, self.batch_id, name), raw)
-        crash_point("extract.page_written")
-        return digest, fact
+        try:
+            digest = hashlib.sha256(raw).hexdigest()
+            fact = self.scan(raw) if self.scan is not None else None
+            self.store.write_bytes(batch_file(self.dataset, self.batch_id, name), raw)
+            crash_point("extract.page_written")
+            return digest, fact
+        finally:
+            self._unwritten.release()
 
     def _run(self):
         while True:
-            group = self._waiting()
-            done = group[-1] is None
-            items = [item for item in group if item is not None]
-            if items:
-                self._save(items)
-            if done:
+            item = self._items.get()
+            if item is None:
                 return
-
-    def _waiting(self) -> list:
-        """The next item, and every item already waiting behind it (None, the end, comes last)."""
-        group = [self._items.get()]
-        while group[-1] is not None:
+            if self.error is not None:
+                continue  # drain: the fetching side stops at its next check
+            name, written, state = item
             try:
-                group.append(self._items.get_nowait())
-            except queue.Empty:
-                break
-        return group
-
-    def _save(self, items):
-        """Wait for the items' pages to be in place, then save the latest state, which lists them all."""
-        if self.error is not None:
-            return  # drain: the fetching side stops at its next check
-        try:
-            for name, written, _ in items:
                 if written is not None:
                     self.digests[name], fact = written.result()
                     if self.scan is not None:
                         self.facts[name] = fact
-            state = items[-1][2]
-            self.fill_digests(state["pages"])
-            self.store.write_json(batch_file(self.dataset, self.batch_id, PROGRESS), state)
-            for _ in items:
-                crash_point("extract.page_done")  # each page of the group is listed in the state saved
-        except Exception as exc:  # any failure must reach the fetching side, or put() would wait for ever
-            self.error = exc
+                self.fill_digests(state["pages"])
+                self.store.write_json(batch_file(self.dataset, self.batch_id, PROGRESS), state)
+                crash_point("extract.page_done")
+            except Exception as exc:  # any failure must reach the fetching side, or put() would wait for ever
+                self.error = exc
 
     def put(self, name, raw, state):
         self.check()
-        written = self._pool.submit(self._write_page, name, raw) if name else None
+        written = None
+        if name:
+            self._unwritten.acquire()  # released by the page's write, which never waits for this thread
+            written = self._pool.submit(self._write_page, name, raw)
         self._items.put((name, written, copy.deepcopy(state)))
 
     def fill_digests(self, pages):
