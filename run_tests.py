@@ -23,7 +23,9 @@ def _workers(argv) -> list:
     if any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) for a in argv) or "no:xdist" in argv:
         return []
     chosen = os.environ.get("GHO_TEST_WORKERS", "").strip()
-    workers = int(chosen) if chosen.isdigit() else min(os.cpu_count() or 1, MAX_WORKERS)
+    if chosen and not chosen.isdigit():
+        raise ValueError(f"GHO_TEST_WORKERS must be a whole number of processes (0: this one), not {chosen!r}")
+    workers = int(chosen) if chosen else min(os.cpu_count() or 1, MAX_WORKERS)
     return ["-n", str(workers), "--dist", "loadfile"] if workers > 0 else []
 
 
@@ -32,7 +34,12 @@ def main(argv):
 
     named_paths = [a for a in argv if not a.startswith("-") and Path(a.split("::")[0]).exists()]
     targets = [] if named_paths else [str(ROOT / "tests")]
-    code = pytest.main(["-p", "no:cacheprovider", "--rootdir", str(ROOT), *_workers(argv), *targets, *argv])
+    try:
+        workers = _workers(argv)
+    except ValueError as exc:
+        print(f"run_tests.py: {exc}", file=sys.stderr)
+        return 2
+    code = pytest.main(["-p", "no:cacheprovider", "--rootdir", str(ROOT), *workers, *targets, *argv])
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("run_tests.py: no tests were collected; failing", file=sys.stderr)
         return 1

@@ -33,3 +33,12 @@ def test_run_tests_fails_when_no_test_is_collected(tmp_path, script_env):
     result = run_script("./run_tests.py", str(empty), env=script_env)
     assert result.returncode == 1
     assert "no tests were collected" in result.stderr
+
+
+def test_run_tests_refuses_a_worker_count_that_is_not_a_number(tmp_path, script_env):
+    empty = tmp_path / "test_nothing.py"
+    empty.write_text("")
+    result = run_script("./run_tests.py", str(empty), env=dict(script_env, GHO_TEST_WORKERS="two"))
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "GHO_TEST_WORKERS" in line and "'two'" in line
