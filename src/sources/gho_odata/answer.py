@@ -9,6 +9,7 @@ from typing import Optional
 import msgspec
 
 from src.errors import TransientAnswer
+from src.sources.gho_odata.probe import latest_of, latest_row
 from src.text import printable
 
 
@@ -27,10 +28,12 @@ class Answer:
     first_id: Optional[int] = None
     last_id: Optional[int] = None
     ids_problem: Optional[str] = None
+    latest: object = None  # what the change probe keeps of these rows (`probe.latest_row`), read in the same pass
 
 
 class _RowKey(msgspec.Struct):
     Id: Optional[int] = None
+    Date: Optional[str] = None  # for the change probe: one pass over the body serves paging and the probe
 
 
 class _PageShape(msgspec.Struct):
@@ -63,7 +66,7 @@ def _ids_problem(ids, typed=False) -> Optional[str]:
     return None
 
 
-def _answer(body, value_ids, next_link, source_count, typed=False) -> Answer:
+def _answer(body, value_ids, next_link, source_count, latest, typed=False) -> Answer:
     if source_count is not None and (
         not isinstance(source_count, int) or isinstance(source_count, bool) or source_count < 0
     ):
@@ -78,14 +81,15 @@ def _answer(body, value_ids, next_link, source_count, typed=False) -> Answer:
         first_id=value_ids[0] if value_ids else None,
         last_id=value_ids[-1] if value_ids else None,
         ids_problem=_ids_problem(value_ids, typed),
+        latest=latest,
     )
 
 
 def parse_answer(body: bytes) -> Answer:
     """Validate a response body as an OData page; raise TransientAnswer when it is not one.
 
-    msgspec checks the JSON syntax and reads each row's Id without building a
-    Python object per value, at several hundred MB/s; typing the rows is the
+    msgspec checks the JSON syntax and reads each row's Id (and Date, for the
+    change probe) without building a Python object per other value, at several hundred MB/s; typing the rows is the
     transform's job. The few bodies it turns down (a lone surrogate escape,
     which GHO text may hold, rows that are not objects, no `value` list) and
     text that is not UTF-8 go through the json module, which accepts the first
@@ -94,7 +98,9 @@ def parse_answer(body: bytes) -> Answer:
     try:
         shape = _PAGE_DECODER.decode(body)
         if body.isascii() or _is_utf8(body):
-            return _answer(body, [row.Id for row in shape.value], shape.next_link, shape.source_count, typed=True)
+            rows = shape.value
+            ids = [row.Id for row in rows]
+            return _answer(body, ids, shape.next_link, shape.source_count, latest_of(rows), typed=True)
     except msgspec.DecodeError:
         pass
     try:
@@ -104,7 +110,7 @@ def parse_answer(body: bytes) -> Answer:
     if not isinstance(payload, dict) or not isinstance(payload.get("value"), list):
         raise TransientAnswer("response JSON has no 'value' list")
     ids = [row.get("Id") if isinstance(row, dict) else None for row in payload["value"]]
-    return _answer(body, ids, payload.get("@odata.nextLink"), payload.get("@odata.count"))
+    return _answer(body, ids, payload.get("@odata.nextLink"), payload.get("@odata.count"), latest_row(body))
 
 
 def _is_utf8(body: bytes) -> bool:

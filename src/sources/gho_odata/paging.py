@@ -144,7 +144,7 @@ class KeysetPager:
         state["step"] = self._next_step(step, url, page)
         if state["step"] is None and not self.pages:
             name = self._land_empty(page)
-        self.writer.put(name, page.raw, self.batch)
+        self.writer.put(name, page.raw, self.batch, page.latest)
         self.bar.update(page.count, f"page {len(self.pages)}")
         log.debug(
             "%s: %d rows (%d so far, source count %s)",
@@ -251,7 +251,7 @@ class KeysetPager:
             raise SourceChanged(f"the source counts {page.source_count} rows now, {state['landed']} landed")
         state["step"] = None
         name = self._land_empty(page) if not self.pages else None
-        self.writer.put(name, page.raw, self.batch)
+        self.writer.put(name, page.raw, self.batch, page.latest)
 
     def _land_empty(self, page) -> str:
         """An empty batch keeps the answer that proved it empty, so transform has a page to read."""

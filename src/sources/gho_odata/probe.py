@@ -88,6 +88,11 @@ def latest_row(raw: bytes):
         rows = _DATES.decode(raw).value
     except msgspec.DecodeError:
         return UNKNOWN
+    return latest_of(rows)
+
+
+def latest_of(rows):
+    """`latest_row` of rows already decoded (each with `Date` and `Id` attributes)."""
     highest = {}  # Date -> the highest Id of its rows
     for row in rows:
         if row.Id is None:

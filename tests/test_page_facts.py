@@ -1,0 +1,36 @@
+"""What the change probe keeps of a landed page is read in the same pass as paging reads it, and is what
+reading the landed page again gives (a resumed run reads it so)."""
+
+import json
+
+import pytest
+
+from src.sources.gho_odata.answer import parse_answer
+from src.sources.gho_odata.probe import latest_row
+from tests.helpers import requires_samples, sample
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"value": [{"Id": 1, "Date": "2024-01-02T00:00:00"}, {"Id": 5, "Date": "2025-03-04T10:00:00+02:00"}]}',
+        b'{"value": [{"Id": 9, "Date": "2024-01-02"}, {"Id": 3, "Date": "2024-01-02"}]}',  # of one Date, the highest Id
+        b'{"value": []}',
+        b'{"value": [{"Id": 1, "Date": null}]}',
+        b'{"value": [{"Id": 1}]}',  # no Date at all
+        b'{"value": [{"Id": 1, "Date": 20240102}]}',  # a Date that is not text: the json module reads the page
+        b'{"value": [{"Id": 1, "Date": "2024-01-02", "Comments": "\\ud800"}]}',  # a lone surrogate, likewise
+        b'{"value": [{"Id": 1, "Date": "not a date"}, {"Id": 2, "Date": "2024-01-02"}]}',
+    ],
+)
+def test_what_paging_reads_for_the_change_probe_is_what_the_landed_page_says(body):
+    """The fact a page is landed with comes from the paging pass over it, not a second read of the page."""
+    assert parse_answer(body).latest == latest_row(body)
+
+
+@requires_samples
+def test_a_real_page_gives_the_change_probe_its_latest_row_in_the_paging_pass():
+    body = sample("datacommonsorg_data__WSH_8.json").read_bytes()
+    rows = json.loads(body)["value"]
+    latest = max(rows, key=lambda row: (row["Date"], row["Id"]))  # one Date format in the sample: text order
+    assert parse_answer(body).latest == latest_row(body) == [latest["Date"], latest["Id"]]
