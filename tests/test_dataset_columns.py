@@ -77,7 +77,9 @@ def test_columns_and_renames_make_exactly_these_columns_and_keep_the_natural_key
     outcomes = _run(make_settings, dict(CHOSEN, mode=mode))
     assert outcomes[2].rows_written == ROWS
     assert _columns(db) == KEPT
-    key = [{"spatial_dim": "country", "time_dim": "year"}.get(c, c) for c in schema.NATURAL_KEY]
+    # Exactly the natural key's columns, under their new names, in the index's order (the telling ones first).
+    assert sorted(schema.NATURAL_KEY_INDEX_ORDER) == sorted(schema.NATURAL_KEY)
+    key = [{"spatial_dim": "country", "time_dim": "year"}.get(c, c) for c in schema.NATURAL_KEY_INDEX_ORDER]
     assert _unique_index_columns(db) == key
     first = min(served, key=lambda r: r["Id"])
     assert _rows(

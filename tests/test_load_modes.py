@@ -133,3 +133,37 @@ def test_merge_counts_inserted_and_updated(make_settings, stub, db):
     dataset = _stage(settings, stub, changed)
     [result] = _load(settings, dataset)
     assert (result.inserted, result.updated) == (100, len(range(0, 200, 7)))
+
+
+def test_a_table_indexed_in_the_earlier_column_order_keeps_merging(make_settings, stub, db):
+    """Tables made before the index was led by spatial_dim keep their index (same name, same columns)."""
+    settings = make_settings()
+    rows = generate_rows("WHOSIS_000001", 200)
+    dataset = _stage(settings, stub, rows)
+    _load(settings, dataset)
+    name = _scalar(db, "SELECT indexname FROM pg_indexes WHERE tablename = 'life_expectancy_at_birth'")
+    assert (
+        _scalar(db, f"SELECT indexdef FROM pg_indexes WHERE indexname = '{name}'")
+        .split("(")[1]
+        .startswith("spatial_dim, time_dim")
+    )
+    with db.cursor() as cursor:
+        cursor.execute(f'DROP INDEX "{name}"')
+        cursor.execute(
+            f'CREATE UNIQUE INDEX "{name}" ON life_expectancy_at_birth (indicator_code, spatial_dim_type, '
+            "spatial_dim, time_dim_type, time_dim, dim1, dim2, dim3, data_source_dim) NULLS NOT DISTINCT"
+        )
+    db.commit()
+    changed = [dict(r, Id=r["Id"] + 10_000) for r in rows]
+    changed[3] = dict(changed[3], NumericValue=12.5, Value="12.5")
+    changed.append(dict(rows[0], Id=50_000, SpatialDim="NEW"))
+    _stage(settings, stub, changed)
+    [result] = _load(settings, dataset)
+    assert (result.inserted, result.updated) == (1, 1)
+    assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth") == 201
+    assert _scalar(db, "SELECT count(*) FROM pg_indexes WHERE tablename = 'life_expectancy_at_birth'") == 1
+    assert (
+        _scalar(db, f"SELECT indexdef FROM pg_indexes WHERE indexname = '{name}'")
+        .split("(")[1]
+        .startswith("indicator_code")
+    )

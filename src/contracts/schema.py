@@ -77,6 +77,22 @@ NATURAL_KEY = (
     "dim3",
     "data_source_dim",
 )
+# The natural key in the order its unique index sorts it: the columns that tell rows apart first. An
+# indicator's rows share indicator_code and the dimension types, so an index led by them compares every
+# pair of rows down to spatial_dim; led by spatial_dim (a few letters, sorted by their first bytes) and
+# time_dim, most comparisons end at once, and a table's index builds in about half the time. Which
+# rows are unique is the same in any order, and ON CONFLICT finds the index by its set of columns.
+NATURAL_KEY_INDEX_ORDER = (
+    "spatial_dim",
+    "time_dim",
+    "dim1",
+    "dim2",
+    "dim3",
+    "data_source_dim",
+    "indicator_code",
+    "spatial_dim_type",
+    "time_dim_type",
+)
 REQUIRED = ("indicator_code", "spatial_dim_type", "spatial_dim")
 NATURAL_KEY_TEXT = tuple(c for c in NATURAL_KEY if CORE_COLUMNS[c][0] == pa.string())
 # A btree index entry holds at most 2704 bytes on PostgreSQL's 8 KB pages; a row whose key text is

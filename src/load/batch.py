@@ -95,7 +95,7 @@ def _apply_once(cursor, dataset, batch_id, staging):
         inserted, updated = apply_batch(cursor, dataset, staging, columns, batch_id)
         crash_point("load.applied")
     if table_state == "created":
-        ensure_natural_key(cursor, target, columns.key)
+        ensure_natural_key(cursor, target, columns.index_key)
     table_rows, table_fingerprint = proven or fingerprint(cursor, target, compared)  # one scan either way
     entry = LedgerEntry(
         dataset=dataset.name,

@@ -51,6 +51,11 @@ class TableColumns:
         return [self.name_of(column) for column in schema.NATURAL_KEY]
 
     @property
+    def index_key(self) -> list:
+        """The table's names of the natural key, in the order its unique index sorts them."""
+        return [self.name_of(column) for column in schema.NATURAL_KEY_INDEX_ORDER]
+
+    @property
     def data(self) -> list:
         """Every column but the natural key's."""
         return [n for c, n in zip(self.staged, self.names) if c not in schema.NATURAL_KEY]

@@ -164,7 +164,7 @@ def ensure_table(cursor, target: Target, dataset, columns: TableColumns) -> str:
     refuse_renames(dataset, target, columns, existing, marks)
     state = "evolved" if _evolve(cursor, target, columns, existing) else "ready"
     mark_renamed(cursor, target, columns, marks)
-    ensure_natural_key(cursor, target, columns.key)
+    ensure_natural_key(cursor, target, columns.index_key)
     return state
 
 
