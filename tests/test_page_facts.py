@@ -5,8 +5,11 @@ import json
 
 import pytest
 
+from src.errors import TransientAnswer
+from src.extract.page_writer import PageWriter
 from src.sources.gho_odata.answer import parse_answer
 from src.sources.gho_odata.probe import latest_row
+from src.storage.local import LocalFolder
 from tests.helpers import requires_samples, sample
 
 
@@ -34,3 +37,30 @@ def test_a_real_page_gives_the_change_probe_its_latest_row_in_the_paging_pass():
     rows = json.loads(body)["value"]
     latest = max(rows, key=lambda row: (row["Date"], row["Id"]))  # one Date format in the sample: text order
     assert parse_answer(body).latest == latest_row(body) == [latest["Date"], latest["Id"]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"value": [{"Id": 1, "Date": "2024-01-02\xff"}]}',  # not UTF-8: refused, and retried
+        b'{"value": [{"Id": 1, "Date": "\xed\xa0\x80"}]}',  # an encoded surrogate, which the json module reads
+    ],
+)
+def test_a_date_that_is_not_utf8_is_an_answer_refused_or_read_never_a_crash(body):
+    try:
+        page = parse_answer(body)
+    except TransientAnswer as refused:
+        assert "not valid JSON" in refused.reason
+    else:
+        assert page.count == 1 and page.latest == latest_row(body)
+
+
+def test_a_page_put_with_its_fact_is_not_read_again(tmp_path):
+    read = []
+    store = LocalFolder(tmp_path)
+    writer = PageWriter(store, "facts", "b1", scan=lambda raw: read.append(raw) or ["2024-01-02", 9])
+    writer.put("page-1.json", b'{"value": []}', {"pages": [{"file": "page-1.json"}]}, ["2025-01-01", 3])
+    writer.put("page-2.json", b'{"value": []}', {"pages": [{"file": "page-2.json"}]})
+    writer.close()
+    assert writer.facts == {"page-1.json": ["2025-01-01", 3], "page-2.json": ["2024-01-02", 9]}
+    assert read == [b'{"value": []}']  # only the page put without its fact

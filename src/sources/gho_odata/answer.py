@@ -101,7 +101,7 @@ def parse_answer(body: bytes) -> Answer:
             rows = shape.value
             ids = [row.Id for row in rows]
             return _answer(body, ids, shape.next_link, shape.source_count, latest_of(rows), typed=True)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # the latter: text msgspec decodes that is not UTF-8
         pass
     try:
         payload = json.loads(body)

@@ -67,7 +67,7 @@ def _fact(raw, count):
         return None, "no @odata.count"
     try:
         rows = msgspec.json.decode(raw)["value"]
-    except (msgspec.DecodeError, KeyError, TypeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, KeyError, TypeError):
         return None, "not an OData answer"
     if not isinstance(rows, list) or len(rows) != min(count, 1):
         return None, f"{len(rows) if isinstance(rows, list) else 'no'} rows for $top=1 of {count}"
@@ -86,7 +86,7 @@ def latest_row(raw: bytes):
     highest Id (None for no rows, UNKNOWN when a row has no usable Date or Id)."""
     try:
         rows = _DATES.decode(raw).value
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return UNKNOWN
     return latest_of(rows)
 
