@@ -32,7 +32,9 @@ class Source(ABC):
         """Land every remaining answer of `request`, resuming from `state`.
 
         Each accepted answer goes to `sink.put(file_name or None, raw_bytes,
-        state)` with the state that lists it, in order; `sink.check()` raises
+        state, fact)` with the state that lists it, in order, and what
+        `page_fact` says of it (read while checking the answer, so the sink
+        need not read it again); `sink.check()` raises
         when the sink has failed. Returns once the batch is proven complete;
         raises SourceChanged when the source's rows changed under it (the
         extract then starts the batch over) and an ExtractError otherwise.
