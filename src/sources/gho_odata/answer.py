@@ -89,11 +89,12 @@ def parse_answer(body: bytes) -> Answer:
     """Validate a response body as an OData page; raise TransientAnswer when it is not one.
 
     msgspec checks the JSON syntax and reads each row's Id (and Date, for the
-    change probe) without building a Python object per other value, at several hundred MB/s; typing the rows is the
-    transform's job. The few bodies it turns down (a lone surrogate escape,
-    which GHO text may hold, rows that are not objects, no `value` list) and
-    text that is not UTF-8 go through the json module, which accepts the first
-    and words the error for the rest.
+    change probe) without building a Python object per other value, at
+    several hundred MB/s; typing the rows is the transform's job. The few
+    bodies it turns down (a lone surrogate escape, which GHO text may hold,
+    rows that are not objects, no `value` list) and text that is not UTF-8 go
+    through the json module, which accepts the first and words the error for
+    the rest.
     """
     try:
         shape = _PAGE_DECODER.decode(body)
