@@ -76,6 +76,8 @@ def test_exclusions_and_include_landing(s3_env, tmp_path):
         "data/postgres/PG_VERSION": "16",
         "logs/gho_etl.jsonl": "{}",
         ".venv/bin/python": "",
+        ".venv-airflow/pyvenv.cfg": "home = /usr/bin\n",  # a virtualenv of any name (make airflow-env's)
+        ".venv-airflow/lib/python3.11/site-packages/airflow/__init__.py": "",
         "src/__pycache__/app.cpython-311.pyc": "",
     }.items():
         (project / relative).parent.mkdir(parents=True, exist_ok=True)

@@ -60,12 +60,17 @@ class BackupError(Exception):
     """A failure to report as one line (exit code 1)."""
 
 
+def _skipped_dir(path: Path) -> bool:
+    """Caches, data, logs and any virtual environment, whatever its name (one has a pyvenv.cfg)."""
+    return path.name in SKIP_DIRS or path.name.endswith(".egg-info") or (path / "pyvenv.cfg").is_file()
+
+
 def project_files(root: Path, include_landing=False):
     """Relative paths of what a backup holds, sorted."""
     files = []
     for directory, subdirs, names in os.walk(root):
         relative_dir = Path(directory).relative_to(root)
-        subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS and not d.endswith(".egg-info"))
+        subdirs[:] = sorted(d for d in subdirs if not _skipped_dir(Path(directory) / d))
         for name in sorted(names):
             if is_secret(name) or name.endswith(SKIP_SUFFIXES):
                 continue
