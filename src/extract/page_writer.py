@@ -14,8 +14,6 @@ from src.faultpoints import crash_point
 # Threads writing pages: enough to keep up with 32 pages fetched side by side, and fewer than the
 # S3 client's connections (src/storage/s3.py), so a PUT never waits for one.
 MAX_PAGE_WRITERS = 8
-# A page put without what it says for the change probe: the writer reads it (`scan`).
-UNREAD = object()
 
 
 class PageWriter:
@@ -30,11 +28,10 @@ class PageWriter:
     store. At most `depth` pages are held from `put` until they are written
     (2 for pages fetched one after another; one more than the pages fetched
     side by side), and at most `depth` states wait. Given `scan`, the pool also
-    keeps what each page says for the change probe (`facts`): the fact put
-    with it, by a source that read it while decoding the page, or else what
-    `scan` reads of it; digests are
-    filled into every state saved, and into the fetching side's pages on close
-    (`fill_digests`).
+    keeps what each page says for the change probe (`facts`), asking the
+    page's `read_fact` when the source gave one (it decoded the page already),
+    else reading the page with `scan`. Digests are filled into every state
+    saved, and into the fetching side's pages on close (`fill_digests`).
     """
 
     def __init__(self, store, dataset, batch_id, scan=None, depth=2):
@@ -52,14 +49,13 @@ class PageWriter:
         self._thread = threading.Thread(target=self._run, name="extract-writer", daemon=True)
         self._thread.start()
 
-    def _write_page(self, name, raw, fact):
+    def _write_page(self, name, raw, read_fact):
         """(digest, fact) of a page, once it is in place in the store."""
         try:
             digest = hashlib.sha256(raw).hexdigest()
-            if self.scan is None:
-                fact = None
-            elif fact is UNREAD:
-                fact = self.scan(raw)
+            fact = None
+            if self.scan is not None:
+                fact = read_fact() if read_fact is not None else self.scan(raw)
             self.store.write_bytes(batch_file(self.dataset, self.batch_id, name), raw)
             crash_point("extract.page_written")
             return digest, fact
@@ -85,12 +81,12 @@ class PageWriter:
             except Exception as exc:  # any failure must reach the fetching side, or put() would wait for ever
                 self.error = exc
 
-    def put(self, name, raw, state, fact=UNREAD):
+    def put(self, name, raw, state, read_fact=None):
         self.check()
         written = None
         if name:
             self._unwritten.acquire()  # released by the page's write, which never waits for this thread
-            written = self._pool.submit(self._write_page, name, raw, fact)
+            written = self._pool.submit(self._write_page, name, raw, read_fact)
         self._items.put((name, written, copy.deepcopy(state)))
 
     def fill_digests(self, pages):

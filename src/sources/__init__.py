@@ -32,9 +32,10 @@ class Source(ABC):
         """Land every remaining answer of `request`, resuming from `state`.
 
         Each accepted answer goes to `sink.put(file_name or None, raw_bytes,
-        state, fact)` with the state that lists it, in order, and what
-        `page_fact` says of it (read while checking the answer, so the sink
-        need not read it again); `sink.check()` raises
+        state, read_fact)` with the state that lists it, in order, and a
+        callable giving what `page_fact` would say of it, from what the source
+        decoded already (the sink asks only when it keeps facts);
+        `sink.check()` raises
         when the sink has failed. Returns once the batch is proven complete;
         raises SourceChanged when the source's rows changed under it (the
         extract then starts the batch over) and an ExtractError otherwise.

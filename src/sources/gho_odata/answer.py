@@ -3,7 +3,7 @@
 import itertools
 import json
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import msgspec
@@ -28,7 +28,13 @@ class Answer:
     first_id: Optional[int] = None
     last_id: Optional[int] = None
     ids_problem: Optional[str] = None
-    latest: object = None  # what the change probe keeps of these rows (`probe.latest_row`), read in the same pass
+    # The rows as paging decoded them (Id and Date); None when the json module read the body.
+    dated_rows: Optional[list] = field(default=None, repr=False)
+
+    def latest(self):
+        """What the change probe keeps of these rows (`probe.latest_row`), from the rows paging already
+        decoded: asked only for a dataset that is probed, by the page writer, off the fetching thread."""
+        return latest_of(self.dated_rows) if self.dated_rows is not None else latest_row(self.raw)
 
 
 class _RowKey(msgspec.Struct):
@@ -66,7 +72,7 @@ def _ids_problem(ids, typed=False) -> Optional[str]:
     return None
 
 
-def _answer(body, value_ids, next_link, source_count, latest, typed=False) -> Answer:
+def _answer(body, value_ids, next_link, source_count, dated_rows=None, typed=False) -> Answer:
     if source_count is not None and (
         not isinstance(source_count, int) or isinstance(source_count, bool) or source_count < 0
     ):
@@ -81,7 +87,7 @@ def _answer(body, value_ids, next_link, source_count, latest, typed=False) -> An
         first_id=value_ids[0] if value_ids else None,
         last_id=value_ids[-1] if value_ids else None,
         ids_problem=_ids_problem(value_ids, typed),
-        latest=latest,
+        dated_rows=dated_rows,
     )
 
 
@@ -101,7 +107,7 @@ def parse_answer(body: bytes) -> Answer:
         if body.isascii() or _is_utf8(body):
             rows = shape.value
             ids = [row.Id for row in rows]
-            return _answer(body, ids, shape.next_link, shape.source_count, latest_of(rows), typed=True)
+            return _answer(body, ids, shape.next_link, shape.source_count, rows, typed=True)
     except (msgspec.DecodeError, UnicodeDecodeError):  # the latter: text msgspec decodes that is not UTF-8
         pass
     try:
@@ -111,7 +117,7 @@ def parse_answer(body: bytes) -> Answer:
     if not isinstance(payload, dict) or not isinstance(payload.get("value"), list):
         raise TransientAnswer("response JSON has no 'value' list")
     ids = [row.get("Id") if isinstance(row, dict) else None for row in payload["value"]]
-    return _answer(body, ids, payload.get("@odata.nextLink"), payload.get("@odata.count"), latest_row(body))
+    return _answer(body, ids, payload.get("@odata.nextLink"), payload.get("@odata.count"))
 
 
 def _is_utf8(body: bytes) -> bool:

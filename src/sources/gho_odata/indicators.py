@@ -66,11 +66,11 @@ class _Totals:
     def check(self):
         self.sink.check()
 
-    def put(self, name, raw, state, fact):
+    def put(self, name, raw, state, read_fact):
         parts = state["indicators"]
         state["landed"] = sum(part["landed"] for part in parts)
         state["requests"] = sum(part["requests"] for part in parts)
         counts = [part["count"] for part in parts]
         complete = all(part["step"] is None for part in parts) and None not in counts
         state["count"] = sum(counts) if complete else None
-        self.sink.put(name, raw, state, fact)
+        self.sink.put(name, raw, state, read_fact)

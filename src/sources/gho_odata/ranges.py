@@ -127,11 +127,11 @@ class _RangeSink:
             raise _Stopped()
         self.sink.check()
 
-    def put(self, name, raw, batch, fact):
+    def put(self, name, raw, batch, read_fact):
         state, before = self.state, self.state["before_ranges"]
         state["landed"] = before["landed"] + sum(part["landed"] for part in state["ranges"])
         state["requests"] = before["requests"] + sum(part["requests"] for part in state["ranges"])
-        self.sink.put(name, raw, batch, fact)
+        self.sink.put(name, raw, batch, read_fact)
 
 
 def run_ranges(pager):
