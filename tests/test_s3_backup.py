@@ -2,6 +2,10 @@
 
 import hashlib
 import io
+import os
+import shutil
+import subprocess
+import sys
 import tarfile
 
 import boto3
@@ -196,3 +200,32 @@ def test_clear_errors(s3_env, tmp_path):
     )
     no_key = backup_tool("restore", "nightly/none.tar.gz", "--to", str(tmp_path / "n"), env=env)
     assert no_key.returncode == 1 and "no backup 'nightly/none.tar.gz'" in no_key.stderr
+
+
+# Lists what a backup of argv[1] would hold, as the user running it.
+LIST_AS_ANOTHER_USER = f"""
+import sys
+from pathlib import Path
+sys.path.insert(0, {str(PROJECT_ROOT)!r})
+from utils.backup_archive import project_files
+print(*project_files(Path(sys.argv[1])))
+"""
+
+
+def test_a_folder_the_user_cannot_read_is_passed_over_not_a_crash(enterable_dir):
+    if shutil.which("setpriv") is None or os.geteuid() != 0:
+        pytest.skip("setpriv (util-linux), run as root, is needed to act as another user")
+    project = enterable_dir / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "app.py").write_text("print(1)\\n")
+    (project / "locked").mkdir(mode=0o700)  # root's: `nobody` may not look inside, not even for a pyvenv.cfg
+    project.chmod(0o755)
+    result = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c", LIST_AS_ANOTHER_USER]
+        + [str(project)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["src/app.py"]

@@ -61,8 +61,16 @@ class BackupError(Exception):
 
 
 def _skipped_dir(path: Path) -> bool:
-    """Caches, data, logs and any virtual environment, whatever its name (one has a pyvenv.cfg)."""
-    return path.name in SKIP_DIRS or path.name.endswith(".egg-info") or (path / "pyvenv.cfg").is_file()
+    """Caches, data, logs and any virtual environment, whatever its name (one has a pyvenv.cfg).
+
+    A folder the user may not look into is not skipped here: the walk passes over it, as it always did.
+    """
+    if path.name in SKIP_DIRS or path.name.endswith(".egg-info"):
+        return True
+    try:
+        return (path / "pyvenv.cfg").is_file()
+    except OSError:
+        return False
 
 
 def project_files(root: Path, include_landing=False):
