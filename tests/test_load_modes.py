@@ -75,6 +75,14 @@ def test_null_key_parts_do_not_defeat_the_index(make_settings, stub, db):
             )
 
 
+def _one_revised_one_new(rows, revised, numeric_value, value):
+    """`rows` downloaded again: every Id new (not a change of fact), row `revised` with a new value, one new row."""
+    changed = [dict(r, Id=r["Id"] + 10_000) for r in rows]
+    changed[revised] = dict(changed[revised], NumericValue=numeric_value, Value=value)
+    changed.append(dict(rows[0], Id=50_000, SpatialDim="NEW"))
+    return changed
+
+
 def test_merge_rewrites_only_changed_rows(make_settings, stub, db):
     settings = make_settings()
     rows = generate_rows("WHOSIS_000001", 300)
@@ -82,9 +90,7 @@ def test_merge_rewrites_only_changed_rows(make_settings, stub, db):
     _load(settings, dataset)
     first_batch = _scalar(db, "SELECT min(_batch_id) FROM life_expectancy_at_birth")
 
-    changed = [dict(r, Id=r["Id"] + 10_000) for r in rows]  # every Id changes: not a change of fact
-    changed[7] = dict(changed[7], NumericValue=99.5, Value="99.5 [99.0-100.0]")
-    changed.append(dict(rows[0], Id=50_000, SpatialDim="NEW"))
+    changed = _one_revised_one_new(rows, 7, 99.5, "99.5 [99.0-100.0]")
     _stage(settings, stub, changed)
     [result] = _load(settings, dataset)
     assert (result.inserted, result.updated) == (1, 1)
@@ -154,10 +160,7 @@ def test_a_table_indexed_in_the_earlier_column_order_keeps_merging(make_settings
             "spatial_dim, time_dim_type, time_dim, dim1, dim2, dim3, data_source_dim) NULLS NOT DISTINCT"
         )
     db.commit()
-    changed = [dict(r, Id=r["Id"] + 10_000) for r in rows]
-    changed[3] = dict(changed[3], NumericValue=12.5, Value="12.5")
-    changed.append(dict(rows[0], Id=50_000, SpatialDim="NEW"))
-    _stage(settings, stub, changed)
+    _stage(settings, stub, _one_revised_one_new(rows, 3, 12.5, "12.5"))
     [result] = _load(settings, dataset)
     assert (result.inserted, result.updated) == (1, 1)
     assert _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth") == 201
