@@ -1,4 +1,4 @@
-"""Process-wide settings for a pipeline process, applied when `src` is imported, before numpy is.
+"""Process-wide settings for a process that runs gho-etl's commands, applied before numpy is imported.
 
 - OpenBLAS starts a worker thread per core when numpy is imported, and each
   spins for about 0.1 s of CPU before it sleeps. gho-etl does no linear

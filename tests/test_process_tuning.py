@@ -1,4 +1,4 @@
-"""The process-wide settings `src` applies on import (src/process_tuning.py), each seen in a fresh interpreter."""
+"""The process-wide settings our commands apply (src/process_tuning.py), each seen in a fresh interpreter."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import pytest
 from tests.helpers import PROJECT_ROOT
 
 _THREADS_AFTER_NUMPY = "import numpy, os; print(len(os.listdir('/proc/self/task')))"
-_APPLIED = "import json, src; print(json.dumps(src.process_tuning.applied))"
+_APPLIED = "import json, src.commands; print(json.dumps(src.process_tuning.applied))"
 
 
 def _python(code, **env_changes):
@@ -35,13 +35,15 @@ def _is_glibc():
 def test_numpy_imported_after_src_starts_no_openblas_threads():
     # The control: numpy alone starts OpenBLAS workers here, so the count below can tell.
     assert int(_python(_THREADS_AFTER_NUMPY)) > 1
-    assert int(_python("import src; " + _THREADS_AFTER_NUMPY)) == 1
+    assert int(_python("import src.commands; " + _THREADS_AFTER_NUMPY)) == 1
 
 
 def test_a_user_setting_of_openblas_threads_stands():
     applied = json.loads(_python(_APPLIED, OPENBLAS_NUM_THREADS="2"))
     assert applied["openblas_threads"] is None
-    assert _python("import src, os; print(os.environ['OPENBLAS_NUM_THREADS'])", OPENBLAS_NUM_THREADS="2") == "2"
+    assert (
+        _python("import src.commands, os; print(os.environ['OPENBLAS_NUM_THREADS'])", OPENBLAS_NUM_THREADS="2") == "2"
+    )
     assert json.loads(_python(_APPLIED))["openblas_threads"] == "1"
 
 
@@ -50,3 +52,12 @@ def test_malloc_heaps_are_padded_unless_the_user_tunes_malloc():
     assert json.loads(_python(_APPLIED))["malloc_top_pad"] == 16 << 20
     assert json.loads(_python(_APPLIED, MALLOC_ARENA_MAX="2"))["malloc_top_pad"] is None
     assert json.loads(_python(_APPLIED, GLIBC_TUNABLES="glibc.malloc.top_pad=0"))["malloc_top_pad"] is None
+
+
+def test_a_program_that_only_imports_our_modules_is_left_as_it_is():
+    """The benchmark's baselines import `src.contracts`: they must run as a hand-rolled script would."""
+    code = (
+        "import json, os, src.contracts.schema, src.process_tuning as tuning; "
+        "print(json.dumps([tuning.applied, 'OPENBLAS_NUM_THREADS' in os.environ]))"
+    )
+    assert json.loads(_python(code)) == [{}, False]

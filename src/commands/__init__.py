@@ -4,3 +4,9 @@ Exit codes (stable, scripts depend on them): 0 success; 1 a phase failed, 2
 bad usage or configuration, 3 already running (each the `exit_code` of its
 error class in `src.errors`); 130 interrupted (Ctrl-C, the shell's convention).
 """
+
+from src import process_tuning
+
+# The processes our commands (and Airflow tasks, through `common`) run in are tuned before numpy is
+# imported; a program that only imports gho-etl's modules (the benchmark's baselines) is left as it is.
+process_tuning.apply()
