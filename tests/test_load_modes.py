@@ -54,6 +54,17 @@ def test_creates_table_with_metadata_and_unique_natural_key(make_settings, stub,
     assert list(Layout(settings.data_dir).staging(dataset.name).glob("*")) == []
 
 
+def test_a_table_the_load_creates_is_filled_frozen_and_all_visible(make_settings, stub, db):
+    """COPY FREEZE: the visibility map is written with the rows (a plain COPY leaves it to VACUUM)."""
+    settings = make_settings()
+    dataset = _stage(settings, stub, generate_rows("WHOSIS_000001", 300))
+    _load(settings, dataset)
+    assert _scalar(db, "SELECT pg_relation_size('life_expectancy_at_birth', 'vm')") > 0
+    _stage(settings, stub, generate_rows("WHOSIS_000001", 320))  # an existing table: a plain merge
+    [result] = _load(settings, dataset)
+    assert (result.inserted, _scalar(db, "SELECT count(*) FROM life_expectancy_at_birth")) == (20, 320)
+
+
 def test_null_key_parts_do_not_defeat_the_index(make_settings, stub, db):
     settings = make_settings()
     rows = generate_rows("WHOSIS_000001", 10)

@@ -92,7 +92,7 @@ def _apply_once(cursor, dataset, batch_id, staging):
     elif rows == 0 and dataset.mode == "replace":
         log.warning("%s: empty batch %s; replace mode keeps the table as it is", dataset.name, batch_id)
     else:
-        inserted, updated = apply_batch(cursor, dataset, staging, columns, batch_id)
+        inserted, updated = apply_batch(cursor, dataset, staging, columns, batch_id, table_state == "created")
         crash_point("load.applied")
     if table_state == "created":
         ensure_natural_key(cursor, target, columns.index_key)

@@ -108,14 +108,18 @@ class CopyStream(io.RawIOBase):
         super().close()
 
 
-def copy_staging(cursor, staging: pq.ParquetFile, table: sql.Composable, columns, batch_id=None) -> int:
+def copy_staging(cursor, staging: pq.ParquetFile, table: sql.Composable, columns, batch_id=None, freeze=False) -> int:
     """Stream staging into `table` (a qualified identifier) with one COPY; with `batch_id`, fill the batch column.
 
     `columns` (`TableColumns`): the staging columns read, each into the table's column of its name.
+    `freeze`, only for a table created in this transaction (PostgreSQL refuses it otherwise): rows
+    are written frozen and their pages all-visible, so the index build and the fingerprint scan
+    check no visibility, and no later read or VACUUM rewrites every page to set hint bits or freeze.
     """
     targets = list(columns.names) + ([schema.BATCH_COLUMN] if batch_id is not None else [])
-    copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(
-        table, sql.SQL(", ").join(map(sql.Identifier, targets))
+    options = sql.SQL("FORMAT binary, FREEZE" if freeze else "FORMAT binary")
+    copy = sql.SQL("COPY {} ({}) FROM STDIN WITH ({})").format(
+        table, sql.SQL(", ").join(map(sql.Identifier, targets)), options
     )
     with ProgressBar(log, "load: copy", total=staging.metadata.num_rows) as bar:
         stream = CopyStream(staging, list(columns.staged), batch_id, bar)

@@ -22,13 +22,17 @@ def _same_key(left, right, columns) -> sql.Composed:
     return sql.SQL(" AND ").join(parts)
 
 
-def apply_batch(cursor, dataset, staging, columns, batch_id) -> tuple:
+def apply_batch(cursor, dataset, staging, columns, batch_id, created=False) -> tuple:
     """Apply a staging batch to the target by the dataset's mode; return (inserted, updated).
 
     `columns` (`TableColumns`) says which staging columns go to which of the table's columns.
+    `created`: the caller created the table in this transaction, so its rows are copied frozen
+    (`copy_staging`'s `freeze`).
     """
     target = target_of(cursor, dataset)
     table = target.sql
+    if created:
+        return copy_staging(cursor, staging, table, columns, batch_id, freeze=True), 0
     if dataset.mode == "replace":
         cursor.execute(sql.SQL("DELETE FROM {}").format(table))
         return copy_staging(cursor, staging, table, columns, batch_id), 0
