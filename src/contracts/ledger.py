@@ -123,17 +123,28 @@ def is_applied(cursor, dataset: str, batch_id: str) -> bool:
 
 
 def last_applied(cursor, dataset: str):
-    """(content hash, table, mode, rows in the table, its fingerprint, the staging columns (JSON), rows staged)
-    after the dataset's latest batch, or None."""
+    """(content hash, table, mode, rows in the table, its state, the staging columns (JSON), rows staged,
+    batch id) after the dataset's latest batch, or None."""
     _execute(
         cursor,
-        "SELECT content_hash, table_name, mode, table_rows, table_fingerprint, staging_columns, rows_staged "
+        "SELECT content_hash, table_name, mode, table_rows, table_fingerprint, staging_columns, rows_staged, "
+        "batch_id "
         "FROM {} WHERE dataset = %s "
         "ORDER BY loaded_at DESC, batch_id DESC LIMIT 1",
         LEDGER_TABLE,
         [dataset],
     )
     return cursor.fetchone()
+
+
+def restate(cursor, dataset: str, batch_id: str, table_rows: int, table_fingerprint: str) -> None:
+    """Record the table's state after a batch in another form, proven equal to the one recorded."""
+    _execute(
+        cursor,
+        "UPDATE {} SET table_fingerprint = %s WHERE dataset = %s AND batch_id = %s AND table_rows = %s",
+        LEDGER_TABLE,
+        [table_fingerprint, dataset, batch_id, table_rows],
+    )
 
 
 def record_batch(cursor, entry: LedgerEntry) -> None:
@@ -259,13 +270,15 @@ def last_changes(cursor) -> dict:
 
     A batch changed values when the table's fingerprint after it differs from the one after the batch before
     (so a replace that rewrote the same values did not); the first batch still in the ledger, or one recorded
-    by a version without fingerprints, changed values when it inserted or updated rows.
+    by a version without fingerprints, or one whose state is recorded in the other form
+    (`load.table_state`), changed values when it inserted or updated rows.
     """
     statement = """SELECT DISTINCT ON (dataset, table_name) dataset, table_name, batch_id, loaded_at,
               rows_inserted, rows_updated
        FROM (SELECT *, lag(table_fingerprint) OVER w AS fingerprint_before, lag(table_rows) OVER w AS rows_before
              FROM {} WINDOW w AS (PARTITION BY dataset, table_name ORDER BY loaded_at, batch_id)) AS batches
        WHERE CASE WHEN table_fingerprint IS NULL OR fingerprint_before IS NULL
+                       OR starts_with(table_fingerprint, 'xmin:') <> starts_with(fingerprint_before, 'xmin:')
                   THEN rows_inserted + rows_updated > 0
                   ELSE (table_rows, table_fingerprint) IS DISTINCT FROM (rows_before, fingerprint_before) END
        ORDER BY dataset, table_name, loaded_at DESC, batch_id DESC"""

@@ -22,7 +22,8 @@ from src.contracts.staging import content_hash_of
 from src.faultpoints import crash_point
 from src.load.columns import TableColumns
 from src.load.merge import apply_batch
-from src.load.tables import ensure_natural_key, ensure_table, fingerprint, target_of
+from src.load.table_state import filled_here, fingerprint, is_filled_here, still_holds
+from src.load.tables import ensure_natural_key, ensure_table, target_of
 
 log = logging.getLogger("gho_etl.load")
 
@@ -96,7 +97,12 @@ def _apply_once(cursor, dataset, batch_id, staging):
         crash_point("load.applied")
     if table_state == "created":
         ensure_natural_key(cursor, target, columns.index_key)
-    table_rows, table_fingerprint = proven or fingerprint(cursor, target, compared)  # one scan either way
+    if proven:
+        table_rows, table_fingerprint = proven
+    elif table_state == "created":  # every row carries this transaction's id: no scan (`table_state`)
+        table_rows, table_fingerprint = inserted, filled_here(cursor, compared)
+    else:
+        table_rows, table_fingerprint = fingerprint(cursor, target, compared)
     entry = LedgerEntry(
         dataset=dataset.name,
         batch_id=batch_id,
@@ -116,18 +122,27 @@ def _apply_once(cursor, dataset, batch_id, staging):
 
 
 def _unchanged_since(cursor, dataset, target, content, compared):
-    """The table's fingerprint when `content` is what was last applied and the table provably still holds
-    what that left; else None.
+    """(rows, state) the ledger recorded when `content` is what was last applied and the table provably
+    still holds what that left; else None.
 
-    Proven by the table's fingerprint (rows and a hash of their values, `tables.fingerprint`), taken
-    after every batch: a value edited, a row added or deleted by hand makes the batch apply again,
-    which repairs the table. A ledger row of an earlier version has no fingerprint: applied once more.
+    Proven by the state recorded after every batch (`table_state`): a value edited, a row added or
+    deleted by hand makes the batch apply again, which repairs the table. A ledger row of an earlier
+    version has no state: applied once more. A replace about to rewrite a table that still holds
+    what its creating load left first restates that load's state as a fingerprint, so the two can
+    be compared (`ledger.last_changes`: a replace that rewrote the same values changed nothing; a
+    merge or an append changed values exactly when it wrote a row).
     """
     last = ledger.last_applied(cursor, dataset.name)
-    if not content or last is None or last[:3] != (content, dataset.table, dataset.mode) or last[4] is None:
+    if last is None or last[1:3] != (dataset.table, dataset.mode):
         return None
-    now = fingerprint(cursor, target, compared)
-    return now if now == (last[3], last[4]) else None
+    same_content = bool(content) and last[0] == content
+    restate = dataset.mode == "replace" and is_filled_here(last[4])
+    if not (same_content or restate) or not still_holds(cursor, target, compared, *last[3:5]):
+        return None  # a changed batch is applied without scanning, unless its state is to be restated
+    if same_content:
+        return last[3], last[4]
+    ledger.restate(cursor, dataset.name, last[7], *fingerprint(cursor, target, compared))
+    return None
 
 
 def _rollback_quietly(connection) -> None:

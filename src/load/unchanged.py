@@ -2,7 +2,7 @@
 
 When a complete landing batch has the content hash of the dataset's last batch in the ledger (the same
 pages, request and typing rules: the hash the transform would write into its staging file), and the
-table provably still holds what that batch left (its fingerprint, as `batch._unchanged_since` checks, over
+table provably still holds what that batch left (`table_state.still_holds`, as `batch._unchanged_since` checks, over
 the columns the same staging file would have), typing it and loading it would change nothing. The runner
 then records it here, in the ledger, skipped, and deletes the landing batch: no transform, no load.
 """
@@ -16,7 +16,8 @@ from src.contracts import ledger, staging
 from src.contracts.catalog import relation_exists
 from src.contracts.ledger import LedgerEntry
 from src.load.columns import TableColumns
-from src.load.tables import fingerprint, target_of
+from src.load.table_state import still_holds
+from src.load.tables import target_of
 from src.locks import phase_lock
 from src.storage import open_store
 from src.text import one_line
@@ -71,7 +72,7 @@ def _proven(cursor, dataset):
     if last is None or last[1:3] != (dataset.table, dataset.mode) or None in last[3:6]:
         return None
     compared = sorted(TableColumns.of(dataset, json.loads(last[5])).compared)
-    if fingerprint(cursor, target_of(cursor, dataset), compared) != (last[3], last[4]):
+    if not still_holds(cursor, target_of(cursor, dataset), compared, last[3], last[4]):
         return None
     return last
 

@@ -1,0 +1,99 @@
+"""The state of a table the load created, recorded as the transaction that filled it (src/load/table_state.py).
+
+A first load records `xmin:<xid>:<columns>` instead of hashing every row; an
+identical batch is skipped while every row still carries that xmin (freezing
+and VACUUM FULL keep it), and applied again when any row was written since,
+even with the same values, or when the dataset keeps other columns now. A
+replace first restates the first load's state as a fingerprint, so the two
+can be compared; a merge's writes are its change.
+"""
+
+import pytest
+
+from tests.load_checks import db_scalar as _scalar
+from tests.load_checks import load_batch as _load
+from tests.load_checks import stage_batch as _stage
+from utils.gho_samples import generate_rows
+
+TABLE = "life_expectancy_at_birth"
+
+
+def _states(db):
+    with db.cursor() as cursor:
+        cursor.execute("SELECT table_fingerprint FROM etl_batches ORDER BY loaded_at, batch_id")
+        return [state for (state,) in cursor.fetchall()]
+
+
+def _first_load(make_settings, stub, db, config=None):
+    settings = make_settings(config)
+    rows = generate_rows("WHOSIS_000001", 300)
+    dataset = _stage(settings, stub, rows)
+    _load(settings, dataset)
+    xid = _scalar(db, f"SELECT DISTINCT xmin::text FROM {TABLE}")
+    [state] = _states(db)
+    assert state.startswith(f"xmin:{xid}:")  # the filling transaction, no hash of the rows
+    return settings, dataset, rows
+
+
+@pytest.mark.parametrize("maintenance", [None, "VACUUM (FREEZE)", "VACUUM FULL"])
+def test_an_identical_batch_is_skipped_while_every_row_is_the_first_loads(make_settings, stub, db, maintenance):
+    settings, dataset, rows = _first_load(make_settings, stub, db)
+    if maintenance:
+        db.autocommit = True  # VACUUM runs outside a transaction
+        with db.cursor() as cursor:
+            cursor.execute(f"{maintenance} {TABLE}")
+        db.autocommit = False
+    _stage(settings, stub, rows)
+    [result] = _load(settings, dataset)
+    assert result.skipped and (result.inserted, result.updated) == (0, 0)
+    assert len(set(_states(db))) == 1
+
+
+def test_a_row_deleted_and_put_back_unchanged_by_hand_makes_the_batch_apply_again(make_settings, stub, db):
+    settings, dataset, rows = _first_load(make_settings, stub, db)
+    with db.cursor() as cursor:  # same count, same values: only the row's xmin tells
+        cursor.execute(f"CREATE TEMP TABLE kept AS SELECT * FROM {TABLE} WHERE id = 7")
+        cursor.execute(f"DELETE FROM {TABLE} WHERE id = 7")
+        cursor.execute(f"INSERT INTO {TABLE} SELECT * FROM kept")
+    db.commit()
+    _stage(settings, stub, rows)
+    [result] = _load(settings, dataset)
+    assert not result.skipped and (result.inserted, result.updated) == (0, 0)
+    assert _scalar(db, f"SELECT count(*) FROM {TABLE}") == 300
+    _stage(settings, stub, rows)
+    [again] = _load(settings, dataset)
+    assert again.skipped, "proven by its fingerprint now"
+
+
+def test_a_dataset_that_keeps_other_columns_now_is_not_unchanged(make_settings, stub, db):
+    _first_load(make_settings, stub, db)
+    narrower = {TABLE: {"indicator": "WHOSIS_000001", "columns": ["value", "numeric_value"]}}
+    settings = make_settings(narrower)
+    dataset = _stage(settings, stub, generate_rows("WHOSIS_000001", 300))
+    [result] = _load(settings, dataset)
+    assert not result.skipped
+
+
+def _revise_one(rows):
+    revised = [dict(row) for row in rows]
+    revised[0]["NumericValue"] = revised[0]["NumericValue"] + 1
+    revised[0]["Value"] = str(revised[0]["NumericValue"])
+    return revised
+
+
+def test_a_replace_restates_the_first_loads_state_as_a_fingerprint_a_merge_need_not(make_settings, stub, db):
+    replace = {TABLE: {"indicator": "WHOSIS_000001", "mode": "replace"}}
+    settings, dataset, rows = _first_load(make_settings, stub, db, replace)
+    _stage(settings, stub, _revise_one(rows))
+    _load(settings, dataset)
+    first, second = _states(db)
+    assert not first.startswith("xmin:") and not second.startswith("xmin:") and first != second
+
+
+def test_a_merge_keeps_the_first_loads_state_and_counts_its_writes_as_the_change(make_settings, stub, db):
+    settings, dataset, rows = _first_load(make_settings, stub, db)
+    _stage(settings, stub, _revise_one(rows))
+    [result] = _load(settings, dataset)
+    assert result.updated == 1
+    first, second = _states(db)
+    assert first.startswith("xmin:") and not second.startswith("xmin:")
