@@ -9,14 +9,18 @@
   request in several threads, so it faulted the same memory in again and
   again: about 230,000 page faults for 1,000,000 rows. Keeping 16 MB free at
   the top of each heap (`M_TOP_PAD`) cuts that to about 53,000, for a few MB
-  more RSS. A user who tunes malloc (any `MALLOC_*` variable or
-  `GLIBC_TUNABLES`) keeps their own settings; another C library is left alone.
+  more RSS (at most 16 MB per malloc arena). Setting it also fixes glibc's
+  mmap threshold at 128 KiB instead of letting it grow, so large buffers are
+  always mapped afresh; measured, that is what the fault count above already
+  includes. A user who tunes malloc (any `MALLOC_*` variable or
+  `GLIBC_TUNABLES`) keeps their own settings; another C library, or one
+  preloaded in glibc's place, is left alone or tuned to no effect.
 
 The figures are in docs/benchmark.md.
 """
 
-import ctypes
 import os
+import sys
 
 TOP_PAD_BYTES = 16 << 20
 _M_TOP_PAD = -2  # glibc's malloc.h
@@ -26,7 +30,12 @@ applied = {}
 
 
 def apply() -> dict:
-    """Apply both settings once per process; return what was applied (None where the user's setting stands)."""
+    """Apply both settings once per process; return what was applied (None where the user's setting stands).
+
+    A process Airflow runs (a task, the DAG processor) is Airflow's, shared with other DAGs: left as it is.
+    """
+    if not applied and "airflow" in sys.modules:
+        applied.update(openblas_threads=None, malloc_top_pad=None)
     if not applied:
         applied["openblas_threads"] = None if "OPENBLAS_NUM_THREADS" in os.environ else "1"
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -50,7 +59,9 @@ def _pad_malloc_heaps() -> bool:
     if _user_tunes_malloc() or not _is_glibc():
         return False
     try:
+        import ctypes  # here: a Python built without ctypes still runs every command
+
         mallopt = ctypes.CDLL(None).mallopt  # the symbols the process already has: glibc's own
-    except (OSError, AttributeError):
+    except (ImportError, OSError, AttributeError):
         return False
     return mallopt(_M_TOP_PAD, TOP_PAD_BYTES) == 1

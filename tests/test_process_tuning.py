@@ -61,3 +61,13 @@ def test_a_program_that_only_imports_our_modules_is_left_as_it_is():
         "print(json.dumps([tuning.applied, 'OPENBLAS_NUM_THREADS' in os.environ]))"
     )
     assert json.loads(_python(code)) == [{}, False]
+
+
+def test_a_process_airflow_runs_is_left_as_it_is():
+    """Airflow's DAG processor and task runners import airflow before our modules, and run other DAGs too."""
+    code = (
+        "import sys, types; sys.modules['airflow'] = types.ModuleType('airflow'); "
+        "import json, os, src.commands, src.process_tuning as tuning; "
+        "print(json.dumps([tuning.applied, 'OPENBLAS_NUM_THREADS' in os.environ]))"
+    )
+    assert json.loads(_python(code)) == [{"openblas_threads": None, "malloc_top_pad": None}, False]

@@ -7,6 +7,6 @@ error class in `src.errors`); 130 interrupted (Ctrl-C, the shell's convention).
 
 from src import process_tuning
 
-# The processes our commands (and Airflow tasks, through `common`) run in are tuned before numpy is
-# imported; a program that only imports gho-etl's modules (the benchmark's baselines) is left as it is.
+# The processes our commands run in are tuned before numpy is imported; a program that only imports
+# gho-etl's modules (the benchmark's baselines) and a process Airflow runs are left as they are.
 process_tuning.apply()

@@ -100,7 +100,7 @@ def _apply_once(cursor, dataset, batch_id, staging):
     if proven:
         table_rows, table_fingerprint = proven
     elif table_state == "created":  # every row carries this transaction's id: no scan (`table_state`)
-        table_rows, table_fingerprint = inserted, filled_here(cursor, compared)
+        table_rows, table_fingerprint = inserted, filled_here(cursor, target, compared)
     else:
         table_rows, table_fingerprint = fingerprint(cursor, target, compared)
     entry = LedgerEntry(

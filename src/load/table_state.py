@@ -13,11 +13,13 @@ batch apply again, which repairs the table. The ledger records that state in
   id as its `xmin`, and any row written since carries another (an update
   writes a new row version), so "as many rows as recorded, all with that
   xmin" proves the table unchanged without hashing anything, and the first
-  load needs no scan at all. The raw xmin survives freezing. `<columns>`
-  names the compared columns, so a dataset that keeps other columns now
-  does not count as unchanged. Only the low 32 bits of an id are stored in
-  a row: a later transaction could share them only after 2^32 more, and it
-  would have had to delete as many rows as it added.
+  load needs no scan at all. The raw xmin survives freezing and VACUUM
+  FULL. `<columns>` is a digest of the compared columns as the catalog
+  holds them (name, position, type): a dataset that keeps other columns
+  now, or a column renamed, dropped and added again or retyped by hand,
+  which writes no row, does not count as unchanged either. Only the low 32
+  bits of an id are stored in a row: another transaction could share them
+  only after 2^32 more.
 """
 
 import hashlib
@@ -38,10 +40,10 @@ def fingerprint(cursor, target, columns) -> tuple:
     return rows, digest
 
 
-def filled_here(cursor, columns) -> str:
+def filled_here(cursor, target, columns) -> str:
     """The state to record for a table this transaction created and filled (no scan)."""
     cursor.execute("SELECT pg_current_xact_id()::text")
-    return f"{XMIN_STATE}{cursor.fetchone()[0]}:{_columns_digest(columns)}"
+    return f"{XMIN_STATE}{cursor.fetchone()[0]}:{_columns_digest(cursor, target, columns)}"
 
 
 def is_filled_here(state) -> bool:
@@ -56,7 +58,7 @@ def still_holds(cursor, target, columns, rows, state) -> bool:
     if not is_filled_here(state):
         return fingerprint(cursor, target, columns) == (rows, state)
     xid, _, digest = state[len(XMIN_STATE) :].partition(":")
-    if digest != _columns_digest(columns) or not xid.isdigit():
+    if not xid.isdigit() or digest != _columns_digest(cursor, target, columns):
         return False
     cursor.execute(
         sql.SQL("SELECT count(*), count(*) FILTER (WHERE xmin::text::bigint <> %s) FROM {}").format(target.sql),
@@ -65,5 +67,13 @@ def still_holds(cursor, target, columns, rows, state) -> bool:
     return cursor.fetchone() == (rows, 0)
 
 
-def _columns_digest(columns) -> str:
-    return hashlib.sha256(",".join(columns).encode()).hexdigest()[:16]
+def _columns_digest(cursor, target, columns) -> str:
+    """A digest of `columns` as the table has them: name, position and type of each (missing: absent)."""
+    cursor.execute(
+        "SELECT attname, attnum, atttypid::regtype::text FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped AND attname = ANY(%s)",
+        [target.sql.as_string(cursor), list(columns)],
+    )
+    found = {name: f"{position}:{type_name}" for name, position, type_name in cursor.fetchall()}
+    layout = ";".join(f"{name}={found.get(name, '-')}" for name in columns)
+    return hashlib.sha256(layout.encode()).hexdigest()[:16]
