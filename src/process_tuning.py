@@ -47,7 +47,7 @@ def _user_tunes_malloc() -> bool:
     return "GLIBC_TUNABLES" in os.environ or any(name.startswith("MALLOC_") for name in os.environ)
 
 
-def _is_glibc() -> bool:
+def is_glibc() -> bool:
     try:
         return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
     except (ValueError, OSError, AttributeError):  # not a name this C library knows; no os.confstr
@@ -56,7 +56,7 @@ def _is_glibc() -> bool:
 
 def _pad_malloc_heaps() -> bool:
     """Set glibc's M_TOP_PAD; False when the user tuned malloc or the C library is not glibc."""
-    if _user_tunes_malloc() or not _is_glibc():
+    if _user_tunes_malloc() or not is_glibc():
         return False
     try:
         import ctypes  # here: a Python built without ctypes still runs every command

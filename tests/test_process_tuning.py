@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from src.process_tuning import is_glibc  # importing it applies nothing
 from tests.helpers import PROJECT_ROOT
 
 _THREADS_AFTER_NUMPY = "import numpy, os; print(len(os.listdir('/proc/self/task')))"
@@ -22,13 +23,6 @@ def _python(code, **env_changes):
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
-
-
-def _is_glibc():
-    try:
-        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
-    except (ValueError, OSError):
-        return False
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task") or (os.cpu_count() or 1) < 2, reason="needs Linux, 2+ cores")
@@ -47,7 +41,7 @@ def test_a_user_setting_of_openblas_threads_stands():
     assert json.loads(_python(_APPLIED))["openblas_threads"] == "1"
 
 
-@pytest.mark.skipif(not _is_glibc(), reason="M_TOP_PAD is glibc's")
+@pytest.mark.skipif(not is_glibc(), reason="M_TOP_PAD is glibc's")
 def test_malloc_heaps_are_padded_unless_the_user_tunes_malloc():
     assert json.loads(_python(_APPLIED))["malloc_top_pad"] == 16 << 20
     assert json.loads(_python(_APPLIED, MALLOC_ARENA_MAX="2"))["malloc_top_pad"] is None

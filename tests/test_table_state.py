@@ -121,3 +121,14 @@ def test_a_merge_keeps_the_first_loads_state_and_counts_its_writes_as_the_change
     assert result.updated == 1
     first, second = _states(db)
     assert first.startswith("xmin:") and not second.startswith("xmin:")
+
+
+@pytest.mark.parametrize("state", ["xmin:", "xmin:abc:def", "xmin:99999999999999999999:0"])
+def test_a_recorded_state_that_does_not_parse_proves_nothing(make_settings, stub, db, state):
+    settings, dataset, rows = _first_load(make_settings, stub, db)
+    with db.cursor() as cursor:
+        cursor.execute("UPDATE etl_batches SET table_fingerprint = %s", [state])
+    db.commit()
+    _stage(settings, stub, rows)
+    [result] = _load(settings, dataset)
+    assert not result.skipped and (result.inserted, result.updated) == (0, 0)
