@@ -1,16 +1,19 @@
-"""The state of a table the load created, recorded as the transaction that filled it (src/load/table_state.py).
+"""What a table holds after a batch, recorded as the transactions whose rows it holds (src/load/table_state.py).
 
-A first load records `xmin:<xid>:<columns>` instead of hashing every row; an
-identical batch is skipped while every row still carries that xmin (VACUUM
-FULL keeps it), and applied again when any row was written since, even with
-the same values, when a column was renamed, dropped or added again by hand,
-or when the dataset keeps other columns now. A
-replace first restates the first load's state as a fingerprint, so the two
-can be compared; a merge's writes are its change.
+A first load records `xmin:<xid>:<columns>` instead of hashing every row, and
+a merge lists the xmins the table holds after it (one scan, no hash); an
+identical batch is skipped while every row still carries a listed xmin
+(VACUUM FULL keeps it), and applied again when any row was written since,
+even with the same values, when a row was added or deleted, when a column was
+renamed, dropped or added again by hand, or when the dataset keeps other
+columns now. A replace first restates the first load's state as a
+fingerprint, so the two can be compared; a table more transactions wrote than
+a state lists gets a fingerprint too.
 """
 
 import pytest
 
+from src.load.table_state import MAX_WRITERS
 from tests.load_checks import db_scalar as _scalar
 from tests.load_checks import load_batch as _load
 from tests.load_checks import stage_batch as _stage
@@ -114,16 +117,79 @@ def test_a_replace_restates_the_first_loads_state_as_a_fingerprint_a_merge_need_
     assert not first.startswith("xmin:") and not second.startswith("xmin:") and first != second
 
 
-def test_a_merge_keeps_the_first_loads_state_and_counts_its_writes_as_the_change(make_settings, stub, db):
+def _writers(db):
+    with db.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT xmin::text FROM {TABLE}")
+        return sorted((xid for (xid,) in cursor.fetchall()), key=int)
+
+
+def test_a_merge_records_the_transactions_whose_rows_the_table_holds(make_settings, stub, db):
     settings, dataset, rows = _first_load(make_settings, stub, db)
     _stage(settings, stub, _revise_one(rows))
     [result] = _load(settings, dataset)
     assert result.updated == 1
     first, second = _states(db)
-    assert first.startswith("xmin:") and not second.startswith("xmin:")
+    writers = _writers(db)
+    assert len(writers) == 2 and second.startswith(f"xmin:{','.join(writers)}:")  # one scan of xmin, no hash
+    assert first.rsplit(":", 1)[1] == second.rsplit(":", 1)[1]  # the same columns
+    _stage(settings, stub, _revise_one(rows))
+    [again] = _load(settings, dataset)
+    assert again.skipped and (again.inserted, again.updated) == (0, 0)
 
 
-@pytest.mark.parametrize("state", ["xmin:", "xmin:abc:def", "xmin:99999999999999999999:0"])
+@pytest.mark.parametrize(
+    "by_hand",
+    [
+        ["UPDATE {t} SET low = low + 1 WHERE id = 7"],  # a row the first load wrote
+        ["UPDATE {t} SET numeric_value = 0 WHERE id = 1"],  # the row the merge wrote
+        ["DELETE FROM {t} WHERE id = 1"],
+        ["UPDATE {t} SET low = low WHERE id = 1"],  # the same value, a new row version
+        [
+            "CREATE TEMP TABLE extra AS SELECT * FROM {t} WHERE id = 7",
+            "UPDATE extra SET id = 999999, time_dim = 1800",
+            "INSERT INTO {t} SELECT * FROM extra",
+        ],
+    ],
+    ids=["first load's row edited", "merged row edited", "merged row deleted", "same-value update", "row added"],
+)
+def test_a_table_changed_by_hand_after_a_merge_is_repaired_by_an_identical_batch(make_settings, stub, db, by_hand):
+    settings, dataset, rows = _first_load(make_settings, stub, db)
+    revised = _revise_one(rows)
+    _stage(settings, stub, revised)
+    _load(settings, dataset)
+    with db.cursor() as cursor:
+        for statement in by_hand:
+            cursor.execute(statement.format(t=TABLE))
+    db.commit()
+    _stage(settings, stub, revised)
+    [result] = _load(settings, dataset)
+    assert not result.skipped
+    with db.cursor() as cursor:
+        cursor.execute(f"SELECT numeric_value, low FROM {TABLE} WHERE id IN (1, 7) ORDER BY id")
+        assert cursor.fetchall() == [
+            (revised[0]["NumericValue"], revised[0]["Low"]),
+            (rows[6]["NumericValue"], rows[6]["Low"]),
+        ]
+    _stage(settings, stub, revised)
+    [again] = _load(settings, dataset)
+    assert again.skipped
+
+
+def test_a_table_written_by_more_transactions_than_the_state_lists_gets_a_fingerprint(make_settings, stub, db):
+    settings, dataset, rows = _first_load(make_settings, stub, db)
+    with db.cursor() as cursor:  # each its own transaction, values unchanged
+        for row_id in range(1, MAX_WRITERS + 2):
+            cursor.execute(f"UPDATE {TABLE} SET low = low WHERE id = %s", [row_id])
+            db.commit()
+    _stage(settings, stub, _revise_one(rows))
+    _load(settings, dataset)
+    assert not _states(db)[-1].startswith("xmin:")
+    _stage(settings, stub, _revise_one(rows))
+    [again] = _load(settings, dataset)
+    assert again.skipped, "proven by its fingerprint"
+
+
+@pytest.mark.parametrize("state", ["xmin:", "xmin:abc:def", "xmin:99999999999999999999:0", "xmin:1,,2:0"])
 def test_a_recorded_state_that_does_not_parse_proves_nothing(make_settings, stub, db, state):
     settings, dataset, rows = _first_load(make_settings, stub, db)
     with db.cursor() as cursor:

@@ -269,16 +269,16 @@ def last_changes(cursor) -> dict:
     """(dataset, table) -> (batch_id, loaded_at, rows_inserted, rows_updated) of the last batch that changed values.
 
     A batch changed values when the table's fingerprint after it differs from the one after the batch before
-    (so a replace that rewrote the same values did not); the first batch still in the ledger, or one recorded
-    by a version without fingerprints, or one whose state is recorded in the other form
-    (`load.table_state`), changed values when it inserted or updated rows.
+    (so a replace that rewrote the same values did not); the first batch still in the ledger, one recorded
+    by a version without fingerprints, and one before or after which the state lists transactions
+    (`load.table_state`: a first load, a merge, an append) changed values when it inserted or updated rows.
     """
     statement = """SELECT DISTINCT ON (dataset, table_name) dataset, table_name, batch_id, loaded_at,
               rows_inserted, rows_updated
        FROM (SELECT *, lag(table_fingerprint) OVER w AS fingerprint_before, lag(table_rows) OVER w AS rows_before
              FROM {} WINDOW w AS (PARTITION BY dataset, table_name ORDER BY loaded_at, batch_id)) AS batches
        WHERE CASE WHEN table_fingerprint IS NULL OR fingerprint_before IS NULL
-                       OR starts_with(table_fingerprint, 'xmin:') <> starts_with(fingerprint_before, 'xmin:')
+                       OR starts_with(table_fingerprint, 'xmin:') OR starts_with(fingerprint_before, 'xmin:')
                   THEN rows_inserted + rows_updated > 0
                   ELSE (table_rows, table_fingerprint) IS DISTINCT FROM (rows_before, fingerprint_before) END
        ORDER BY dataset, table_name, loaded_at DESC, batch_id DESC"""

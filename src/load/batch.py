@@ -22,7 +22,7 @@ from src.contracts.staging import content_hash_of
 from src.faultpoints import crash_point
 from src.load.columns import TableColumns
 from src.load.merge import apply_batch
-from src.load.table_state import filled_here, fingerprint, is_filled_here, still_holds
+from src.load.table_state import filled_here, fingerprint, is_filled_here, still_holds, written_by
 from src.load.tables import ensure_natural_key, ensure_table, target_of
 
 log = logging.getLogger("gho_etl.load")
@@ -101,8 +101,10 @@ def _apply_once(cursor, dataset, batch_id, staging):
         table_rows, table_fingerprint = proven
     elif table_state == "created":  # every row carries this transaction's id: no scan (`table_state`)
         table_rows, table_fingerprint = inserted, filled_here(cursor, target, compared)
-    else:
+    elif dataset.mode == "replace":  # its values, so that one rewriting the same values is no change
         table_rows, table_fingerprint = fingerprint(cursor, target, compared)
+    else:
+        table_rows, table_fingerprint = written_by(cursor, target, compared)
     entry = LedgerEntry(
         dataset=dataset.name,
         batch_id=batch_id,

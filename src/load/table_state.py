@@ -5,21 +5,27 @@ batch left, so a value edited, a row added or a row deleted by hand makes the
 batch apply again, which repairs the table. The ledger records that state in
 `table_rows` and `table_fingerprint`, in one of two forms:
 
+- the transactions whose rows the table holds, `xmin:<xid>[,<xid>...]:<columns>`.
+  A row version carries the transaction that wrote it as its `xmin`, and no
+  row can be written by a transaction after it committed: any row written
+  since (an update writes a new row version, even of the same values)
+  carries another id. So "as many rows as recorded, every one with a listed
+  xmin" proves the table holds exactly the row versions it held then, with
+  no value hashed. A table the batch created holds only the batch's own
+  transaction (`filled_here`, no scan); after a merge or an append one scan
+  of `xmin` lists them (`written_by`, about 0.1 s per million rows). The raw
+  xmin survives freezing and VACUUM FULL. `<columns>` is a digest of the
+  compared columns as the catalog holds them (name, position, type): a
+  dataset that keeps other columns now, or a column renamed, dropped and
+  added again or retyped by hand, which writes no row, does not count as
+  unchanged either. Only the low 32 bits of an id are stored in a row:
+  another transaction could share them only after 2^32 more.
 - a fingerprint: a hash of every row's compared columns, summed so that row
-  order does not count (`fingerprint`). It costs a scan that hashes every
-  value, about 0.4 s per million rows on two cores.
-- for a table the batch created: the transaction that filled it,
-  `xmin:<xid>:<columns>`. Every row the load wrote carries that transaction
-  id as its `xmin`, and any row written since carries another (an update
-  writes a new row version), so "as many rows as recorded, all with that
-  xmin" proves the table unchanged without hashing anything, and the first
-  load needs no scan at all. The raw xmin survives freezing and VACUUM
-  FULL. `<columns>` is a digest of the compared columns as the catalog
-  holds them (name, position, type): a dataset that keeps other columns
-  now, or a column renamed, dropped and added again or retyped by hand,
-  which writes no row, does not count as unchanged either. Only the low 32
-  bits of an id are stored in a row: another transaction could share them
-  only after 2^32 more.
+  order does not count (`fingerprint`), about 0.4 s per million rows on two
+  cores. A replace records it, so that a replace that rewrote the same
+  values can be told from one that changed them (`ledger.last_changes`),
+  and so does a table more than `MAX_WRITERS` transactions wrote, whose list
+  would grow without bound.
 """
 
 import hashlib
@@ -27,6 +33,7 @@ import hashlib
 from psycopg2 import sql
 
 XMIN_STATE = "xmin:"
+MAX_WRITERS = 32  # transactions a recorded state lists at most
 
 
 def fingerprint(cursor, target, columns) -> tuple:
@@ -46,8 +53,19 @@ def filled_here(cursor, target, columns) -> str:
     return f"{XMIN_STATE}{cursor.fetchone()[0]}:{_columns_digest(cursor, target, columns)}"
 
 
+def written_by(cursor, target, columns) -> tuple:
+    """(rows, state) to record for a table a batch wrote into: the transactions whose rows it holds (one
+    scan of `xmin`), or its fingerprint when more than `MAX_WRITERS` wrote them."""
+    cursor.execute(sql.SQL("SELECT xmin::text, count(*) FROM {} GROUP BY xmin").format(target.sql))
+    writers = sorted(cursor.fetchall(), key=lambda writer: int(writer[0]))
+    if len(writers) > MAX_WRITERS:
+        return fingerprint(cursor, target, columns)
+    listed = ",".join(xid for xid, _ in writers)
+    return sum(count for _, count in writers), f"{XMIN_STATE}{listed}:{_columns_digest(cursor, target, columns)}"
+
+
 def is_filled_here(state) -> bool:
-    """Whether `state` is of the form `filled_here` records."""
+    """Whether `state` lists transactions (`filled_here`, `written_by`) rather than being a fingerprint."""
     return bool(state) and state.startswith(XMIN_STATE)
 
 
@@ -57,12 +75,15 @@ def still_holds(cursor, target, columns, rows, state) -> bool:
         return False
     if not is_filled_here(state):
         return fingerprint(cursor, target, columns) == (rows, state)
-    xid, _, digest = state[len(XMIN_STATE) :].partition(":")
-    if not xid.isdigit() or digest != _columns_digest(cursor, target, columns):
+    listed, _, digest = state[len(XMIN_STATE) :].partition(":")
+    writers = listed.split(",") if listed else []
+    if not all(xid.isdigit() for xid in writers) or digest != _columns_digest(cursor, target, columns):
         return False
     cursor.execute(
-        sql.SQL("SELECT count(*), count(*) FILTER (WHERE xmin::text::bigint <> %s) FROM {}").format(target.sql),
-        [int(xid) % 2**32],
+        sql.SQL("SELECT count(*), count(*) FILTER (WHERE NOT xmin = ANY(%s::text[]::xid[])) FROM {}").format(
+            target.sql
+        ),
+        [[str(int(xid) % 2**32) for xid in writers]],
     )
     return cursor.fetchone() == (rows, 0)
 
