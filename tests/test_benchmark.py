@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import statistics
 
 import psycopg2
 import pytest
@@ -54,6 +55,14 @@ def test_tiny_benchmark_reports_every_step_of_every_mode(tmp_path, script_env):
     steps = run["steps"]
     assert set(steps) == STEPS and set(run["checks"]) == CHECKS
     assert all(step["seconds"] > 0 and step["rows_per_s"] > 0 for step in steps.values())
+    # The first run and its baselines: three interleaved rounds, each on an empty database, reported as medians.
+    assert run["rounds"] == 3 and len(run["round_end_to_end_seconds"]) == 3
+    assert run["end_to_end_seconds"] == round(statistics.median(run["round_end_to_end_seconds"]), 3)
+    for name in ("extract", "transform", "load", "raw_copy", "pandas_to_sql"):
+        assert len(steps[name]["round_seconds"]) == 3
+        assert steps[name]["seconds"] == round(statistics.median(steps[name]["round_seconds"]), 3)
+    assert "round_seconds" not in steps["merge_load"]  # the re-runs run once, on the last round's table
+    assert "medians of 3 interleaved rounds" in result.stdout
     phases = [name for name in STEPS if name not in ("raw_copy", "pandas_to_sql")]
     assert all(40 < steps[name]["peak_rss_mb"] < 2000 for name in phases)
     assert steps["load"]["rows_written"] == 20000
@@ -93,6 +102,8 @@ def test_benchmark_refuses_bad_sizes_and_modes(script_env):
     assert result.returncode == 2 and "--rows wants whole numbers" in result.stderr
     result = run_script("utils/benchmark.py", "--modes", "one-size,fast", env=script_env)
     assert result.returncode == 2 and "--modes wants a comma list" in result.stderr
+    result = run_script("utils/benchmark.py", "--repeats", "0", env=script_env)
+    assert result.returncode == 2 and "--repeats must be at least 1" in result.stderr
 
 
 def test_dlt_peer_runs_from_its_own_environment_and_loads_every_row(tmp_path, database_url):

@@ -163,14 +163,15 @@ def test_a_retry_after_pauses_every_thread_not_only_the_one_that_got_it(make_set
     rows = PAGE + 4 * 10 * PAGE  # 4 ranges of 10 pages: every range has pages left to ask during the pause
     stub.set_rows(INDICATOR, generate_rows(INDICATOR, rows))
     stub.set_mode(latency=0.1)
-    stub.add_fault("status", status=429, retry_after=1, after=4, path=INDICATOR)  # while ranges are in flight
+    stub.add_fault("status", status=429, retry_after=2, after=4, path=INDICATOR)  # while ranges are in flight
     settings, result = _extract(make_settings, "polite", page_concurrency=4)
     [refused] = [r for r in stub.requests if r.get("fault") == "status"]
     assert refused["status"] == 429
-    # Requests on the wire when the 429 went out may still arrive; none is sent after the client read it.
-    during = [r for r in api_requests(stub) if refused["at"] + 0.25 < r["arrived"] < refused["at"] + 1.0]
+    # Requests on the wire when the 429 went out may still arrive, and on two busy cores the stand-in may
+    # read one late; none is sent after the client read it.
+    during = [r for r in api_requests(stub) if refused["at"] + 0.5 < r["arrived"] < refused["at"] + 2.0]
     assert during == []
-    assert len([r for r in api_requests(stub) if r["arrived"] >= refused["at"] + 1.0]) > 4
+    assert len([r for r in api_requests(stub) if r["arrived"] >= refused["at"] + 2.0]) > 4
     assert [row["Id"] for row in _landed(settings)[1]] == list(range(1, rows + 1))
 
 

@@ -6,7 +6,8 @@ of `--rows N` and an embedded PostgreSQL, then measures, side by side:
 
 - raw COPY: `COPY ... FROM STDIN` of the same rows from a ready CSV (the limit),
 - pandas.to_sql: the hand-rolled baseline (`DataFrame.to_sql`, default method),
-- our extract, transform and load (first load into an empty table),
+- our extract, transform and load (first load into an empty table): these three in --repeats interleaved
+  rounds (default 3), each on a fresh database, reported as medians (utils/bench/rounds.py),
 - a merge re-run with every 7th value revised upstream,
 - a re-run with nothing changed (the load must write zero rows),
 - refreshes of that unchanged data as a scheduled job makes them: a full download of the same pages, and
@@ -22,7 +23,7 @@ peak RSS is that process's. Prints a table, checks the targets and writes all
 figures as JSON.
 
     python3 utils/benchmark.py                       # 1,000,000 rows
-    python3 utils/benchmark.py --rows 100000
+    python3 utils/benchmark.py --rows 100000 --repeats 1
     python3 utils/benchmark.py --rows 1000000,3000000  # also compares peak RSS across sizes
     python3 utils/benchmark.py --modes latency --latency 0.5
 
@@ -81,6 +82,12 @@ def build_parser():
         default=None,
         help="where the peers' environments are kept (default ~/.cache/gho-etl-bench)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="rounds of the first run, raw COPY and pandas.to_sql, interleaved; medians reported (default 3)",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="keep the working files here (default: a temp dir)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     add_mode_arguments(parser)
@@ -98,13 +105,13 @@ def parse_sizes(parser, text):
     return sizes
 
 
-def measure_sizes(sizes, workdir, baseline_rows, peers):
+def measure_sizes(sizes, workdir, baseline_rows, peers, repeats=1):
     """Run each size and print its table as soon as it is done, so a later failure keeps the earlier tables."""
     results = []
     for size in sizes:
         work = workdir or Path(tempfile.mkdtemp(prefix="gho-etl-bench-"))
         try:
-            results.append(run(size, work / str(size), baseline_rows, peers))
+            results.append(run(size, work / str(size), baseline_rows, peers, repeats))
         finally:
             if workdir is None:
                 shutil.rmtree(work, ignore_errors=True)
@@ -130,10 +137,13 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     sizes = parse_sizes(parser, args.rows)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     modes = parse_modes(parser, args.modes)
     peers = Peers(names=() if args.peers == "none" else (args.peers,), rows=args.peer_rows, cache=args.peers_cache)
     try:
-        results = measure_sizes(sizes, args.workdir, args.baseline_rows, peers) if "one-size" in modes else []
+        one_size = "one-size" in modes
+        results = measure_sizes(sizes, args.workdir, args.baseline_rows, peers, args.repeats) if one_size else []
         other = measure_other_modes(modes, args, args.workdir)
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,19 +1,19 @@
-"""Every measurement for one size, in order, on a fresh embedded PostgreSQL: the pipeline's first run,
-the baselines on the very rows it loaded, then the re-runs and refreshes (which need the first load in
-place), then the peers (dlt) on the same stand-in rows and the same server."""
+"""Every measurement for one size, in order, on a fresh embedded PostgreSQL: the pipeline's first run and
+the baselines on the very rows it loaded, in `repeats` interleaved rounds (see rounds), then the re-runs and
+refreshes (which need the first load in place), then the peers (dlt) on the same stand-in rows and the same
+server."""
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from utils.bench.baselines import measure_baselines
 from utils.bench.console import BenchmarkError, log
-from utils.bench.database import create_bench_database, embedded_postgres, scalar
+from utils.bench.database import embedded_postgres, scalar
 from utils.bench.peers.environment import default_cache
 from utils.bench.peers.measure import measure_dlt
-from utils.bench.phases import PhaseRecorder, pipeline_env
-from utils.bench.pipeline_runs import measure_first_run, measure_reruns
+from utils.bench.pipeline_runs import measure_reruns
 from utils.bench.results import summarise
+from utils.bench.rounds import measure_rounds
 
 
 @dataclass
@@ -26,19 +26,16 @@ class Peers:
     cache: Optional[Path] = None
 
 
-def run(rows, workdir, baseline_rows=None, peers=None):
+def run(rows, workdir, baseline_rows=None, peers=None, repeats=1):
     """Every measurement for one size; returns the result dict."""
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     peers = peers or Peers(names=())
     with embedded_postgres(work) as server:
-        url = create_bench_database(server)
-        phases = PhaseRecorder(pipeline_env(url, work), work / "logs" / "gho_etl.jsonl")
-        same_rows = measure_first_run(phases, rows, work, url)
-        measure_baselines(phases.steps, url, same_rows, rows, baseline_rows)
-        measure_reruns(phases, rows, url, work)
+        phases, url, same_rows, end_to_end = measure_rounds(server, work, rows, baseline_rows, repeats)
+        measure_reruns(phases, rows, url, same_rows.parent)
         same_rows.unlink()
-        result = summarise(rows, phases.steps, _measure_peers(peers, url, rows, work))
+        result = summarise(rows, phases.steps, _measure_peers(peers, url, rows, work), end_to_end)
         result["postgresql"] = scalar(url, "SHOW server_version")
         return result
 

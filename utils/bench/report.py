@@ -21,8 +21,19 @@ def table(result) -> str:
         f"end to end (extract+transform+load): {result['end_to_end_seconds']:.2f}s; "
         f"pandas.to_sql for the same rows: {result['pandas_to_sql_seconds_for_all_rows']:.2f}s"
     )
+    lines += rounds_lines(result)
     lines += refresh_lines(result["steps"]) + peer_lines(result["rows"], result["peers"])
     return "\n".join(lines + check_lines(result["checks"]))
+
+
+def rounds_lines(result):
+    """With several rounds: that the first run and baselines are medians, and every round's figures."""
+    if result["rounds"] < 2:
+        return []
+    each = {"end to end": result["round_end_to_end_seconds"]}
+    each.update({name: result["steps"][name]["round_seconds"] for name in ("raw_copy", "pandas_to_sql")})
+    figures = "; ".join(f"{name} {' / '.join(f'{s:.2f}' for s in seconds)}s" for name, seconds in each.items())
+    return [f"first run and baselines: medians of {result['rounds']} interleaved rounds ({figures})"]
 
 
 def check_lines(checks):

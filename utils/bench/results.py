@@ -1,19 +1,25 @@
 """A size's raw step figures turned into its result: rates against raw COPY, totals and the target checks."""
 
+import statistics
+
 from utils.bench.targets import check_targets, peer_checks, refresh_checks
 
 PIPELINE_PHASES = ("extract", "transform", "load")
 
 
-def summarise(rows, steps, peers=None):
-    """The result dict of one size (its JSON shape is what logs/benchmark.json holds)."""
+def summarise(rows, steps, peers=None, rounds_end_to_end=None):
+    """The result dict of one size (its JSON shape is what logs/benchmark.json holds); the end to end is the
+    median of `rounds_end_to_end` when given (see rounds), else the sum of the phases."""
     _add_rates(steps)
     naive_rate = steps["pandas_to_sql"]["rows"] / steps["pandas_to_sql"]["seconds"]
-    end_to_end = sum(steps[s]["seconds"] for s in PIPELINE_PHASES)
+    rounds_end_to_end = rounds_end_to_end or [sum(steps[s]["seconds"] for s in PIPELINE_PHASES)]
+    end_to_end = statistics.median(rounds_end_to_end)
     naive_seconds = rows / naive_rate  # measured rate; equals the measured time unless --baseline-rows capped it
     return {
         "rows": rows,
         "steps": steps,
+        "rounds": len(rounds_end_to_end),
+        "round_end_to_end_seconds": [round(seconds, 3) for seconds in rounds_end_to_end],
         "end_to_end_seconds": round(end_to_end, 3),
         "pandas_to_sql_seconds_for_all_rows": round(naive_seconds, 3),
         "peers": peers or {},

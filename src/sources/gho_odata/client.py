@@ -135,6 +135,7 @@ class GhoClient:
                         f"indicator {indicator}: giving up after {attempt} attempts: {problem.reason}"
                     ) from None
                 delay = self._delay(attempt, problem.retry_after, indicator)
+                self.polite.pause(delay)  # first: the next attempt, and every other request, waits it out
                 log.warning(
                     "API trouble for %s (%s); retry %d of %d in %.1fs",
                     indicator,
@@ -144,7 +145,6 @@ class GhoClient:
                     delay,
                     extra={"indicator": indicator, "attempt": attempt, "delay_s": round(delay, 3)},
                 )
-                self.polite.pause(delay)  # the next attempt, and every other request, waits it out
         raise AssertionError("unreachable")
 
     def _delay(self, attempt, retry_after, indicator):
