@@ -82,3 +82,13 @@ def write_dataset_config(tmp_path, config):
 def complete_batches(layout, dataset) -> list:
     """The folders of a dataset's complete landing batches, oldest first."""
     return [layout.landing(dataset) / b for b in landing.complete_batches(LocalFolder(layout.root), dataset)]
+
+
+def page_answer(path) -> bytes:
+    """The answer a landed page file holds, as the API sent it (`landing.unpack_page`)."""
+    return landing.unpack_page(Path(path).read_bytes())
+
+
+def page_rows(path) -> list:
+    """The rows of a landed page file."""
+    return json.loads(page_answer(path))["value"]

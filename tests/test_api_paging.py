@@ -22,7 +22,7 @@ from src.extract.phase import extract_dataset
 from tests.api_checks import api_requests, paging_steps
 from tests.boundary_checks import DATASET, INDICATOR
 from tests.boundary_checks import one_error_line as _one_error_line
-from tests.helpers import complete_batches, run_script
+from tests.helpers import complete_batches, page_rows, run_script
 from tests.odata_servers import EmptyEndedChains, EmptyLinksWithoutEnd, RowsInACountOfNothing, http_server
 from tests.pipeline_checks import leftovers, run_pipeline, table_checksum
 from utils.gho_samples import generate_rows
@@ -46,7 +46,7 @@ def _landed_ids(settings):
     manifest = json.loads((batch / MANIFEST).read_text())
     ids = []
     for page in manifest["pages"]:
-        ids.extend(row["Id"] for row in json.loads((batch / page["file"]).read_text())["value"])
+        ids.extend(row["Id"] for row in page_rows(batch / page["file"]))
     return manifest, ids
 
 

@@ -106,12 +106,12 @@ def test_corrupted_landing_page_fails_clearly_and_keeps_it(script_env, stub, tmp
     stub.set_rows(INDICATOR, generate_rows(INDICATOR, 30))
     run_script("start_extract.py", env=script_env, check=0)
     [batch] = [p for p in Layout(tmp_path / "data").landing(DATASET).iterdir() if p.is_dir()]
-    page = batch / "page-00000.json"
-    page.write_bytes(page.read_bytes()[:200])  # a disk error, a hand edit
+    page = batch / "page-00000.json.lz4"
+    page.write_bytes(page.read_bytes()[:200])  # a disk error, a hand edit: a frame cut short
     result = run_script("start_transform.py", env=script_env)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert "landing page" in error and "page-00000.json" in error
+    assert "landing page" in error and "page-00000.json.lz4" in error
     assert page.exists()
 
 

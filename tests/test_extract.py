@@ -14,7 +14,7 @@ from src.sources.gho_odata.answer import parse_answer
 from src.contracts.layout import Layout
 from tests.api_checks import api_requests
 from tests.api_checks import paging_steps
-from tests.helpers import requires_samples, run_script
+from tests.helpers import page_rows, requires_samples, run_script
 from utils.gho_samples import generate_rows
 
 
@@ -26,7 +26,7 @@ def _landing_rows(batch_dir):
     manifest = json.loads((batch_dir / MANIFEST).read_text())
     rows = []
     for page in manifest["pages"]:
-        rows.extend(json.loads((batch_dir / page["file"]).read_text())["value"])
+        rows.extend(page_rows(batch_dir / page["file"]))
     return manifest, rows
 
 
@@ -144,7 +144,7 @@ def test_interrupted_extract_resumes_from_last_complete_page(make_settings, stub
     assert complete_batches(layout, "life_expectancy_at_birth") == []
     batch = next(layout.landing("life_expectancy_at_birth").iterdir())
     progress = json.loads((batch / PROGRESS).read_text())
-    assert [p["file"] for p in progress["pages"]] == ["page-00000.json", "page-00001.json"]
+    assert [p["file"] for p in progress["pages"]] == ["page-00000.json.lz4", "page-00001.json.lz4"]
 
     stub.clear_faults()
     stub.clear_requests()

@@ -9,7 +9,7 @@ from src.contracts.layout import Layout
 from src.errors import ExtractError
 from src.extract.phase import extract_dataset
 from tests.api_checks import api_requests, paging_step
-from tests.helpers import complete_batches
+from tests.helpers import complete_batches, page_rows
 from utils.gho_samples import generate_rows
 
 FIRST, SECOND = "GEN_MA", "GEN_MB"
@@ -26,11 +26,7 @@ def _batch(settings, name="both"):
 
 def _landed_ids(batch) -> list:
     manifest = json.loads((batch / MANIFEST).read_text())
-    return [
-        (row["IndicatorCode"], row["Id"])
-        for page in manifest["pages"]
-        for row in json.loads((batch / page["file"]).read_text())["value"]
-    ]
+    return [(row["IndicatorCode"], row["Id"]) for page in manifest["pages"] for row in page_rows(batch / page["file"])]
 
 
 def test_every_indicator_lands_in_one_batch_paged_by_its_own_ids_and_proven_by_its_own_count(make_settings, stub):

@@ -13,6 +13,7 @@ a state lists gets a fingerprint too.
 
 import pytest
 
+from src.contracts import ledger
 from src.load.table_state import MAX_WRITERS
 from tests.load_checks import db_scalar as _scalar
 from tests.load_checks import load_batch as _load
@@ -189,12 +190,32 @@ def test_a_table_written_by_more_transactions_than_the_state_lists_gets_a_finger
     assert again.skipped, "proven by its fingerprint"
 
 
-@pytest.mark.parametrize("state", ["xmin:", "xmin:abc:def", "xmin:99999999999999999999:0", "xmin:1,,2:0"])
-def test_a_recorded_state_that_does_not_parse_proves_nothing(make_settings, stub, db, state):
+@pytest.mark.parametrize(
+    "listed", ["", "abc", "99999999999999999999", "{xid},,{xid}", "\u00b2", "{xid}x", "999999999999999999999"]
+)
+def test_a_recorded_state_that_does_not_parse_proves_nothing(make_settings, stub, db, listed):
     settings, dataset, rows = _first_load(make_settings, stub, db)
+    [recorded] = _states(db)  # the real columns digest: only the list of transactions is wrong
+    xid, digest = recorded.split(":")[1:]
     with db.cursor() as cursor:
-        cursor.execute("UPDATE etl_batches SET table_fingerprint = %s", [state])
+        cursor.execute("UPDATE etl_batches SET table_fingerprint = %s", [f"xmin:{listed.format(xid=xid)}:{digest}"])
     db.commit()
     _stage(settings, stub, rows)
     [result] = _load(settings, dataset)
     assert not result.skipped and (result.inserted, result.updated) == (0, 0)
+
+
+def test_a_batch_that_only_repairs_a_hand_edit_after_a_merge_is_no_change(make_settings, stub, db):
+    settings, dataset, rows = _first_load(make_settings, stub, db)
+    revised = _revise_one(rows)
+    _stage(settings, stub, revised)
+    [merged] = _load(settings, dataset)
+    with db.cursor() as cursor:
+        cursor.execute(f"UPDATE {TABLE} SET low = low + 1 WHERE id = 7")
+    db.commit()
+    _stage(settings, stub, revised)
+    [repair] = _load(settings, dataset)
+    assert repair.updated == 1  # the hand edit undone: the values are those the merge left
+    with db.cursor() as cursor:
+        [(batch_id, _, inserted, updated)] = ledger.last_changes(cursor).values()
+    assert (batch_id, inserted, updated) == (merged.batch_id, 0, 1)

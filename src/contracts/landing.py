@@ -2,8 +2,9 @@
 
 A landing batch is the folder `landing/<dataset>/<batch_id>/` of a store:
 - `request.json`: what is being fetched (a resumed run must ask for the same thing),
-- `page-NNNNN.json`: each answer of the source, exactly as it arrived (of every
-  indicator of the dataset, one indicator after another, see `PageEntry`): a JSON
+- `page-NNNNN.json.lz4`: each answer of the source, exactly as it arrived, in an
+  LZ4 frame (`pack_page`; `lz4 -dc` reads it), of every indicator of the dataset,
+  one indicator after another (see `PageEntry`): a JSON
   object whose `value` is a list of row objects with GHO's fields
   (`schema.GHO_FIELDS`; other fields become text columns). This shape is what
   the transform reads, so a source of another shape writes its rows in it,
@@ -12,6 +13,12 @@ A landing batch is the folder `landing/<dataset>/<batch_id>/` of a store:
   marks the batch complete, and it is the only file the transform trusts to say
   which pages hold how many rows. Its `source_count` is the sum of every
   indicator's own count.
+
+Pages are compressed because writing a page costs far more than compressing it: on a VM whose host
+takes back the memory the guest frees, the kernel's first write into each page-cache page cost 2 s of
+system CPU per 600 MB (1,000,000 rows), against 0.4 s to compress them and 0.2 s to decompress. A
+page's `sha256` is of the answer itself, so batches compare by content whatever their pages are stored
+as, and `unpack_page` also reads the plain pages of batches landed by earlier versions.
 
 Batch ids are `<sequence>-<UTC time>` and sort by sequence (`batch_order`), so batches are applied
 in the order they were fetched, whatever the clock said.
@@ -46,8 +53,29 @@ def batch_sequence(batch_id: str) -> int:
     return batch_order(batch_id)[1]
 
 
+PAGE_SUFFIX = ".json.lz4"
+_LZ4_FRAME_MAGIC = b"\x04\x22\x4d\x18"  # a JSON text never starts with byte 0x04
+
+
 def page_file(index: int) -> str:
-    return f"page-{index:05d}.json"
+    return f"page-{index:05d}{PAGE_SUFFIX}"
+
+
+def pack_page(answer: bytes) -> bytes:
+    """An answer as a page file holds it: one LZ4 frame (fast to write, about 1.5 GB/s)."""
+    import pyarrow as pa  # here: what reads only manifests (status, the scheduler) never pays its import
+
+    return pa.Codec("lz4").compress(answer, asbytes=True)
+
+
+def unpack_page(stored: bytes) -> bytes:
+    """The answer a page file holds (an LZ4 frame, or the plain JSON of an earlier version);
+    OSError when the frame is damaged or cut short."""
+    if not stored.startswith(_LZ4_FRAME_MAGIC):
+        return stored
+    import pyarrow as pa
+
+    return pa.input_stream(pa.py_buffer(stored), compression="lz4").read()
 
 
 @dataclass(frozen=True)

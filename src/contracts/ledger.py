@@ -271,15 +271,17 @@ def last_changes(cursor) -> dict:
     A batch changed values when the table's fingerprint after it differs from the one after the batch before
     (so a replace that rewrote the same values did not); the first batch still in the ledger, one recorded
     by a version without fingerprints, and one before or after which the state lists transactions
-    (`load.table_state`: a first load, a merge, an append) changed values when it inserted or updated rows.
+    (`load.table_state`: a first load, a merge, an append) changed values when it inserted or updated rows
+    and held other content than the batch before (one with the same content only repaired a hand edit).
     """
     statement = """SELECT DISTINCT ON (dataset, table_name) dataset, table_name, batch_id, loaded_at,
               rows_inserted, rows_updated
-       FROM (SELECT *, lag(table_fingerprint) OVER w AS fingerprint_before, lag(table_rows) OVER w AS rows_before
+       FROM (SELECT *, lag(table_fingerprint) OVER w AS fingerprint_before, lag(table_rows) OVER w AS rows_before,
+                    lag(content_hash) OVER w AS content_before
              FROM {} WINDOW w AS (PARTITION BY dataset, table_name ORDER BY loaded_at, batch_id)) AS batches
        WHERE CASE WHEN table_fingerprint IS NULL OR fingerprint_before IS NULL
                        OR starts_with(table_fingerprint, 'xmin:') OR starts_with(fingerprint_before, 'xmin:')
-                  THEN rows_inserted + rows_updated > 0
+                  THEN rows_inserted + rows_updated > 0 AND content_hash IS DISTINCT FROM content_before
                   ELSE (table_rows, table_fingerprint) IS DISTINCT FROM (rows_before, fingerprint_before) END
        ORDER BY dataset, table_name, loaded_at DESC, batch_id DESC"""
     return {(row[0], row[1]): row[2:] for row in rows_if_exists(cursor, LEDGER_TABLE, statement)}

@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from src.contracts import layout
-from src.contracts.landing import PROGRESS, batch_file
+from src.contracts.landing import PROGRESS, batch_file, pack_page
 from src.errors import ExtractError
 from src.faultpoints import crash_point
 
@@ -20,7 +20,8 @@ class PageWriter:
     """The sink a source hands its answers to (`put`), for one landing batch.
 
     Each item is a page file (or None) and the paging state that lists it. A
-    page is hashed (sha256) and written by a small pool of threads, so pages
+    page is hashed (sha256, of the answer), compressed (`landing.pack_page`) and written by a small pool
+    of threads, so pages
     fetched side by side are written side by side (hashing, writing and fsync
     release the GIL; on object storage each is a PUT of its own). One thread
     saves the states, in the order put, each only once every page it lists is
@@ -56,7 +57,7 @@ class PageWriter:
             fact = None
             if self.scan is not None:
                 fact = read_fact() if read_fact is not None else self.scan(raw)
-            self.store.write_bytes(batch_file(self.dataset, self.batch_id, name), raw)
+            self.store.write_bytes(batch_file(self.dataset, self.batch_id, name), pack_page(raw))
             crash_point("extract.page_written")
             return digest, fact
         finally:

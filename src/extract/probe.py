@@ -90,9 +90,8 @@ class ChangeProbe:
         """What the writer found in the page, or (a page landed before a resume) what it says when read again."""
         if page.file in page_facts or not page.rows:
             return page_facts.get(page.file)
-        return self.source.page_fact(
-            self.store.read_bytes(landing.batch_file(self.dataset.name, manifest.batch_id, page.file))
-        )
+        stored = self.store.read_bytes(landing.batch_file(self.dataset.name, manifest.batch_id, page.file))
+        return self.source.page_fact(landing.unpack_page(stored))
 
     def source_count(self):
         return sum(fact.get("count") or 0 for fact in self.facts.values()) if self.facts else None

@@ -29,11 +29,13 @@ batch apply again, which repairs the table. The ledger records that state in
 """
 
 import hashlib
+import re
 
 from psycopg2 import sql
 
 XMIN_STATE = "xmin:"
-MAX_WRITERS = 32  # transactions a recorded state lists at most
+_XID = re.compile(r"[0-9]{1,20}")
+MAX_WRITERS = 256  # transactions a recorded state lists at most
 
 
 def fingerprint(cursor, target, columns) -> tuple:
@@ -56,7 +58,9 @@ def filled_here(cursor, target, columns) -> str:
 def written_by(cursor, target, columns) -> tuple:
     """(rows, state) to record for a table a batch wrote into: the transactions whose rows it holds (one
     scan of `xmin`), or its fingerprint when more than `MAX_WRITERS` wrote them."""
-    cursor.execute(sql.SQL("SELECT xmin::text, count(*) FROM {} GROUP BY xmin").format(target.sql))
+    cursor.execute(
+        sql.SQL("SELECT xmin::text, count(*) FROM {} GROUP BY xmin LIMIT %s").format(target.sql), [MAX_WRITERS + 1]
+    )
     writers = sorted(cursor.fetchall(), key=lambda writer: int(writer[0]))
     if len(writers) > MAX_WRITERS:
         return fingerprint(cursor, target, columns)
@@ -77,7 +81,7 @@ def still_holds(cursor, target, columns, rows, state) -> bool:
         return fingerprint(cursor, target, columns) == (rows, state)
     listed, _, digest = state[len(XMIN_STATE) :].partition(":")
     writers = listed.split(",") if listed else []
-    if not all(xid.isdigit() for xid in writers) or digest != _columns_digest(cursor, target, columns):
+    if not all(_XID.fullmatch(xid) for xid in writers) or digest != _columns_digest(cursor, target, columns):
         return False
     cursor.execute(
         sql.SQL("SELECT count(*), count(*) FILTER (WHERE NOT xmin = ANY(%s::text[]::xid[])) FROM {}").format(

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from src.contracts import schema
-from src.contracts.landing import batch_file
+from src.contracts.landing import batch_file, unpack_page
 from src.errors import TransformError
 from src.transform.arrow_page import NotFast, type_page
 from src.transform.dedup import key_hashes
@@ -52,9 +52,13 @@ class PageReader:
         key = batch_file(self.dataset, self.batch_id, page.file)
         where = self.store.describe(key)
         try:
-            return where, self.store.read_bytes(key)
+            stored = self.store.read_bytes(key)
         except OSError as exc:
             raise TransformError(f"landing page {where} is unreadable: {exc.strerror}") from None
+        try:
+            return where, unpack_page(stored)
+        except OSError as exc:  # pyarrow's word for a damaged or cut frame
+            raise TransformError(f"landing page {where} is corrupted ({exc})") from None
 
     def __call__(self, page):
         """(typed table, its key hashes, rejected records with reasons, rows read)."""

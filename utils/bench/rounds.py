@@ -10,6 +10,7 @@ to end the median of the rounds' sums. The re-runs and refreshes that follow con
 table.
 """
 
+import shutil
 import statistics
 
 from utils.bench.baselines import measure_baselines
@@ -36,7 +37,7 @@ def measure_rounds(server, work, rows, baseline_rows, repeats):
         rounds.append(phases.steps)
         end_to_end.append(sum(phases.steps[step]["seconds"] for step in PIPELINE_PHASES))
         if index < repeats - 1:
-            same_rows.unlink()
+            shutil.rmtree(round_work)  # its landing, logs and rows: gigabytes at a few million rows
     phases.steps = median_steps(rounds)
     return phases, url, same_rows, end_to_end
 

@@ -26,6 +26,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from src.contracts.landing import PAGE_SUFFIX
 from src.errors import RangesNotHonoured, SourceChanged
 from src.sources.gho_odata.paging_state import new_indicator_paging
 
@@ -106,7 +107,7 @@ class IdRange:
         """The file of a page of this range: named after the pages before the ranges and its first Id, so the
         same rows land under the same names whichever range answers first (the transform's content hash,
         and so "unchanged (same pages)", depends on them)."""
-        return f"page-{self.pages_before:05d}-{int(first_id)}.json"
+        return f"page-{self.pages_before:05d}-{int(first_id)}{PAGE_SUFFIX}"
 
     def check_bounds(self, page):
         if self.upto is not None and page.count and page.last_id > self.upto:
