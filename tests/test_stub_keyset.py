@@ -45,6 +45,23 @@ def test_keyset_pages_match_apply_query(stub, user):
     assert list(stub.state.encoded) == [(CODE, user, "Id")]  # served from the query without the bound
 
 
+@pytest.mark.parametrize("user", [None, "Dim1 eq 'SEX_FMLE'"])
+def test_keyset_pages_of_an_id_range_match_apply_query(stub, user):
+    """`Id gt N and Id le M` (a range of concurrent pages) is served from the query's one encoding, cut at M."""
+    rows = generate_rows(CODE, 3000)
+    random.Random(11).shuffle(rows)
+    stub.set_rows(CODE, rows)
+    for bound, upper in ((-5, 0), (0, 1), (17, 1500), (1500, 1501), (2999, 3000), (100, 10**15), (2000, 1000)):
+        keyset = f"Id gt {bound} and Id le {upper}"
+        text = keyset if user is None else f"({user}) and {keyset}"
+        for extra in ({}, {"$top": "100"}, {"$skip": "7", "$top": "50"}, {"$skip": "5000"}):
+            params = {"$orderby": "Id", "$filter": text, **extra}
+            payload = _get(stub, **params, **{"$count": "true"}).json()
+            assert payload["value"] == apply_query(rows, params, FIELDS), (text, extra)
+            assert payload["@odata.count"] == len(apply_query(rows, {"$filter": text}, FIELDS)), (text, extra)
+    assert list(stub.state.encoded) == [(CODE, user, "Id")]
+
+
 def test_keyset_pages_share_one_encoding(stub):
     stub.set_rows(CODE, generate_rows(CODE, 5000))
     stub.prepare(CODE)
