@@ -18,7 +18,7 @@ log = logging.getLogger("gho_etl.load")
 
 # pgpq holds the GIL while it encodes a batch (about 0.5 us a row), and the thread that hands COPY its
 # data needs the GIL for every read: batches of a few thousand rows keep each wait near a millisecond,
-# so PostgreSQL is not left without data (50,000-row batches left it waiting about 0.5 s per million rows).
+# so PostgreSQL is not left waiting for data (docs/benchmark.md has what larger batches cost).
 COPY_BATCH_ROWS = 5_000
 # The temporary table a merge copies the batch into (dropped at commit).
 STAGE_TABLE = "_gho_stage"
