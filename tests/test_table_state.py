@@ -8,13 +8,15 @@ even with the same values, when a row was added or deleted, when a column was
 renamed, dropped or added again by hand, or when the dataset keeps other
 columns now. A replace first restates the first load's state as a
 fingerprint, so the two can be compared; a table more transactions wrote than
-a state lists gets a fingerprint too.
+a state lists gets a fingerprint too. A state lists full ids and the cluster:
+one from another cluster, listing an id the server has not reached, or of an
+earlier version proves nothing, nor do ids 2^32 transactions old.
 """
 
 import pytest
 
 from src.contracts import ledger
-from src.load.table_state import MAX_WRITERS
+from src.load.table_state import MAX_WRITERS, XID_SPAN, full_xid, ids_still_unique
 from tests.load_checks import db_scalar as _scalar
 from tests.load_checks import load_batch as _load
 from tests.load_checks import stage_batch as _stage
@@ -132,7 +134,7 @@ def test_a_merge_records_the_transactions_whose_rows_the_table_holds(make_settin
     first, second = _states(db)
     writers = _writers(db)
     assert len(writers) == 2 and second.startswith(f"xmin:{','.join(writers)}:")  # one scan of xmin, no hash
-    assert first.rsplit(":", 1)[1] == second.rsplit(":", 1)[1]  # the same columns
+    assert first.split(":")[2:] == second.split(":")[2:]  # the same columns, the same cluster
     _stage(settings, stub, _revise_one(rows))
     [again] = _load(settings, dataset)
     assert again.skipped and (again.inserted, again.updated) == (0, 0)
@@ -196,9 +198,10 @@ def test_a_table_written_by_more_transactions_than_the_state_lists_gets_a_finger
 def test_a_recorded_state_that_does_not_parse_proves_nothing(make_settings, stub, db, listed):
     settings, dataset, rows = _first_load(make_settings, stub, db)
     [recorded] = _states(db)  # the real columns digest: only the list of transactions is wrong
-    xid, digest = recorded.split(":")[1:]
+    xid, digest, cluster = recorded.split(":")[1:]
     with db.cursor() as cursor:
-        cursor.execute("UPDATE etl_batches SET table_fingerprint = %s", [f"xmin:{listed.format(xid=xid)}:{digest}"])
+        state = f"xmin:{listed.format(xid=xid)}:{digest}:{cluster}"
+        cursor.execute("UPDATE etl_batches SET table_fingerprint = %s", [state])
     db.commit()
     _stage(settings, stub, rows)
     [result] = _load(settings, dataset)
@@ -219,3 +222,51 @@ def test_a_batch_that_only_repairs_a_hand_edit_after_a_merge_is_no_change(make_s
     with db.cursor() as cursor:
         [(batch_id, _, inserted, updated)] = ledger.last_changes(cursor).values()
     assert (batch_id, inserted, updated) == (merged.batch_id, 0, 1)
+
+
+def _recorded_as(db, edit):
+    """Rewrite the last recorded state's fields (`xmin`, the ids, ...) with `edit`."""
+    [recorded] = _states(db)
+    fields = recorded.split(":")
+    edit(fields)
+    with db.cursor() as cursor:
+        cursor.execute("UPDATE etl_batches SET table_fingerprint = %s", [":".join(fields)])
+    db.commit()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda fields: fields.__setitem__(1, str(int(fields[1]) + XID_SPAN)),  # the same 32 bits, 2^32 later
+        lambda fields: fields.__setitem__(3, str(int(fields[3]) ^ 1)),  # another server's system identifier
+        lambda fields: fields.pop(3),  # an earlier version's state: low 32 bits, no cluster
+    ],
+    ids=["an id the server has not reached", "another cluster", "an earlier version's state"],
+)
+def test_a_state_of_another_history_proves_nothing_and_the_batch_applies_once_more(make_settings, stub, db, edit):
+    """A ledger restored onto another server, or beside ids counted afresh, cannot vouch for its rows' ids."""
+    settings, dataset, rows = _first_load(make_settings, stub, db)
+    _recorded_as(db, edit)
+    _stage(settings, stub, rows)
+    [result] = _load(settings, dataset)
+    assert not result.skipped and (result.inserted, result.updated) == (0, 0)
+    assert len(_states(db)[-1].split(":")) == 4  # recorded afresh, with full ids and the cluster
+    _stage(settings, stub, rows)
+    [again] = _load(settings, dataset)
+    assert again.skipped
+
+
+def test_full_ids_from_the_32_bits_a_row_stores():
+    assert full_xid(10, 10) == 10
+    assert full_xid(5, XID_SPAN + 10) == XID_SPAN + 5
+    assert full_xid(XID_SPAN - 3, XID_SPAN + 10) == XID_SPAN - 3  # written in the epoch before
+    assert full_xid(11, 2 * XID_SPAN + 10) == XID_SPAN + 11
+
+
+def test_listed_ids_prove_nothing_once_another_transaction_can_share_their_32_bits():
+    assert ids_still_unique([10, 500], 501)
+    assert ids_still_unique([], 1)
+    assert not ids_still_unique([10, 501], 501)  # not reached yet: another history
+    assert ids_still_unique([10], 10 + XID_SPAN)  # the next id to share them has not started
+    assert not ids_still_unique([10], 11 + XID_SPAN)
+    assert ids_still_unique([XID_SPAN - 5], XID_SPAN + 3)

@@ -5,7 +5,7 @@ batch left, so a value edited, a row added or a row deleted by hand makes the
 batch apply again, which repairs the table. The ledger records that state in
 `table_rows` and `table_fingerprint`, in one of two forms:
 
-- the transactions whose rows the table holds, `xmin:<xid>[,<xid>...]:<columns>`.
+- the transactions whose rows the table holds, `xmin:<xid>[,<xid>...]:<columns>:<cluster>`.
   A row version carries the transaction that wrote it as its `xmin`, and no
   row can be written by a transaction after it committed: any row written
   since (an update writes a new row version, even of the same values)
@@ -18,8 +18,13 @@ batch apply again, which repairs the table. The ledger records that state in
   compared columns as the catalog holds them (name, position, type): a
   dataset that keeps other columns now, or a column renamed, dropped and
   added again or retyped by hand, which writes no row, does not count as
-  unchanged either. Only the low 32 bits of an id are stored in a row:
-  another transaction could share them only after 2^32 more.
+  unchanged either. A row stores only the low 32 bits of its id, which a
+  transaction 2^32 later shares, so the state lists full ids (64 bits) and
+  `<cluster>`, the server's system identifier: it proves nothing once the
+  server has started 2^32 transactions after a listed one, nor on another
+  cluster (a dump restored elsewhere counts its ids afresh), nor when it
+  lists an id the server has not reached. A state of an earlier version,
+  without them, proves nothing either: its batch applies once more.
 - a fingerprint: a hash of every row's compared columns, summed so that row
   order does not count (`fingerprint`), about 0.4 s per million rows on two
   cores. A replace records it, so that a replace that rewrote the same
@@ -35,6 +40,8 @@ from psycopg2 import sql
 
 XMIN_STATE = "xmin:"
 _XID = re.compile(r"[0-9]{1,20}")
+_CLUSTER = re.compile(r"[0-9]{1,20}|-")
+XID_SPAN = 2**32  # a row stores an id's low 32 bits: the next transaction to share them starts 2^32 later
 MAX_WRITERS = 256  # transactions a recorded state lists at most
 
 
@@ -51,8 +58,7 @@ def fingerprint(cursor, target, columns) -> tuple:
 
 def filled_here(cursor, target, columns) -> str:
     """The state to record for a table this transaction created and filled (no scan)."""
-    cursor.execute("SELECT pg_current_xact_id()::text")
-    return f"{XMIN_STATE}{cursor.fetchone()[0]}:{_columns_digest(cursor, target, columns)}"
+    return _state([_own_xid(cursor)], _columns_digest(cursor, target, columns), _cluster(cursor))
 
 
 def written_by(cursor, target, columns) -> tuple:
@@ -61,11 +67,13 @@ def written_by(cursor, target, columns) -> tuple:
     cursor.execute(
         sql.SQL("SELECT xmin::text, count(*) FROM {} GROUP BY xmin LIMIT %s").format(target.sql), [MAX_WRITERS + 1]
     )
-    writers = sorted(cursor.fetchall(), key=lambda writer: int(writer[0]))
+    writers = cursor.fetchall()
     if len(writers) > MAX_WRITERS:
         return fingerprint(cursor, target, columns)
-    listed = ",".join(xid for xid, _ in writers)
-    return sum(count for _, count in writers), f"{XMIN_STATE}{listed}:{_columns_digest(cursor, target, columns)}"
+    own = _own_xid(cursor)
+    listed = sorted(full_xid(int(xid), own) for xid, _ in writers)
+    state = _state(listed, _columns_digest(cursor, target, columns), _cluster(cursor))
+    return sum(count for _, count in writers), state
 
 
 def is_filled_here(state) -> bool:
@@ -79,17 +87,62 @@ def still_holds(cursor, target, columns, rows, state) -> bool:
         return False
     if not is_filled_here(state):
         return fingerprint(cursor, target, columns) == (rows, state)
-    listed, _, digest = state[len(XMIN_STATE) :].partition(":")
+    parts = state[len(XMIN_STATE) :].split(":")
+    if len(parts) != 3:
+        return False  # an earlier version's state, without full ids and cluster
+    listed, digest, cluster = parts
     writers = listed.split(",") if listed else []
-    if not all(_XID.fullmatch(xid) for xid in writers) or digest != _columns_digest(cursor, target, columns):
+    if not all(_XID.fullmatch(xid) for xid in writers) or not _CLUSTER.fullmatch(cluster):
+        return False
+    if not ids_still_unique([int(xid) for xid in writers], _next_xid(cursor)) or cluster != _cluster(cursor):
+        return False
+    if digest != _columns_digest(cursor, target, columns):
         return False
     cursor.execute(
         sql.SQL("SELECT count(*), count(*) FILTER (WHERE NOT xmin = ANY(%s::text[]::xid[])) FROM {}").format(
             target.sql
         ),
-        [[str(int(xid) % 2**32) for xid in writers]],
+        [[str(int(xid) % XID_SPAN) for xid in writers]],
     )
     return cursor.fetchone() == (rows, 0)
+
+
+def full_xid(low_bits, own) -> int:
+    """The full id of a transaction whose row a table holds, from the 32 bits the row stores: the latest id up
+    to `own` (this transaction's) with those bits, since every such row was written by now."""
+    return own - (own - low_bits) % XID_SPAN
+
+
+def ids_still_unique(writers, next_xid) -> bool:
+    """Whether no transaction but the listed ones can have written a row carrying their 32 bits: every
+    listed id is below `next_xid` (the first this server has not started), and none is 2^32 behind it."""
+    return all(xid < next_xid and next_xid - xid <= XID_SPAN for xid in writers)
+
+
+def _state(writers, digest, cluster) -> str:
+    return f"{XMIN_STATE}{','.join(map(str, writers))}:{digest}:{cluster}"
+
+
+def _own_xid(cursor) -> int:
+    """This transaction's full (64-bit) id."""
+    cursor.execute("SELECT pg_current_xact_id()::text")
+    return int(cursor.fetchone()[0])
+
+
+def _next_xid(cursor) -> int:
+    """The first full transaction id this server has not started, as this transaction's snapshot sees it."""
+    cursor.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+    return int(cursor.fetchone()[0])
+
+
+def _cluster(cursor) -> str:
+    """The server's system identifier, or "-" for a role not allowed to read it (asked first: a refused call
+    would abort the load's transaction)."""
+    cursor.execute("SELECT has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')")
+    if not cursor.fetchone()[0]:
+        return "-"
+    cursor.execute("SELECT system_identifier::text FROM pg_catalog.pg_control_system()")
+    return cursor.fetchone()[0]
 
 
 def _columns_digest(cursor, target, columns) -> str:
