@@ -57,6 +57,7 @@ class SchemaConnection(psycopg2.extensions.connection):
     """A connection that knows the schema our tables live in (`schema`), so every name is qualified with it."""
 
     schema = None
+    cluster = None  # the server's system identifier, once src.load.table_state has read it
 
 
 class Database:

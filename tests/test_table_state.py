@@ -16,7 +16,7 @@ earlier version proves nothing, nor do ids 2^32 transactions old.
 import pytest
 
 from src.contracts import ledger
-from src.load.table_state import MAX_WRITERS, XID_SPAN, full_xid, ids_still_unique
+from src.load.table_state import MAX_WRITERS, XID_SPAN, full_xid, ids_still_unique, parse_state
 from tests.load_checks import db_scalar as _scalar
 from tests.load_checks import load_batch as _load
 from tests.load_checks import stage_batch as _stage
@@ -238,7 +238,7 @@ def _recorded_as(db, edit):
     "edit",
     [
         lambda fields: fields.__setitem__(1, str(int(fields[1]) + XID_SPAN)),  # the same 32 bits, 2^32 later
-        lambda fields: fields.__setitem__(3, str(int(fields[3]) ^ 1)),  # another server's system identifier
+        lambda fields: fields.__setitem__(3, "1" if fields[3] != "1" else "2"),  # another server's identifier
         lambda fields: fields.pop(3),  # an earlier version's state: low 32 bits, no cluster
     ],
     ids=["an id the server has not reached", "another cluster", "an earlier version's state"],
@@ -270,3 +270,21 @@ def test_listed_ids_prove_nothing_once_another_transaction_can_share_their_32_bi
     assert ids_still_unique([10], 10 + XID_SPAN)  # the next id to share them has not started
     assert not ids_still_unique([10], 11 + XID_SPAN)
     assert ids_still_unique([XID_SPAN - 5], XID_SPAN + 3)
+
+
+@pytest.mark.parametrize(
+    "state, parsed",
+    [
+        ("xmin:5,4294967301:0123abcd:7714708659341745719", ([5, 4294967301], "0123abcd", "7714708659341745719")),
+        ("xmin:5:0123abcd:-1234567890123456789", ([5], "0123abcd", "-1234567890123456789")),  # made after 2038
+        ("xmin:5:0123abcd:-", ([5], "0123abcd", "-")),  # a role that may not read it
+        ("xmin::0123abcd:42", ([], "0123abcd", "42")),
+        ("xmin:5:0123abcd", None),  # an earlier version's
+        ("xmin:5:0123abcd:4x", None),
+        ("xmin:5:0123abcd:--1", None),
+        ("xmin:5:0123abcd:42:7", None),
+        ("300:123456", None),  # a fingerprint
+    ],
+)
+def test_recorded_states_parse_strictly(state, parsed):
+    assert parse_state(state) == parsed

@@ -17,7 +17,7 @@ from src.progress_bar import ProgressBar
 log = logging.getLogger("gho_etl.load")
 
 # pgpq holds the GIL while it encodes a batch (about 0.5 us a row), and the thread that hands COPY its
-# data needs the GIL for every read: batches of a few thousand rows keep each wait near a millisecond,
+# data needs the GIL for every read: batches of a few thousand rows keep each wait to a few milliseconds,
 # so PostgreSQL is not left waiting for data (docs/benchmark.md has what larger batches cost).
 COPY_BATCH_ROWS = 5_000
 # The temporary table a merge copies the batch into (dropped at commit).

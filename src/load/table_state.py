@@ -22,9 +22,10 @@ batch apply again, which repairs the table. The ledger records that state in
   transaction 2^32 later shares, so the state lists full ids (64 bits) and
   `<cluster>`, the server's system identifier: it proves nothing once the
   server has started 2^32 transactions after a listed one, nor on another
-  cluster (a dump restored elsewhere counts its ids afresh), nor when it
-  lists an id the server has not reached. A state of an earlier version,
-  without them, proves nothing either: its batch applies once more.
+  cluster (a dump restored elsewhere counts its ids afresh; told apart only
+  where the role may call pg_control_system()), nor when it lists an id the
+  server has not reached. A state of an earlier version, without them,
+  proves nothing either: its batch applies once more.
 - a fingerprint: a hash of every row's compared columns, summed so that row
   order does not count (`fingerprint`), about 0.4 s per million rows on two
   cores. A replace records it, so that a replace that rewrote the same
@@ -40,7 +41,7 @@ from psycopg2 import sql
 
 XMIN_STATE = "xmin:"
 _XID = re.compile(r"[0-9]{1,20}")
-_CLUSTER = re.compile(r"[0-9]{1,20}|-")
+_CLUSTER = re.compile(r"-?[0-9]{1,20}|-")  # an int8: negative for clusters made after 2038
 XID_SPAN = 2**32  # a row stores an id's low 32 bits: the next transaction to share them starts 2^32 later
 MAX_WRITERS = 256  # transactions a recorded state lists at most
 
@@ -65,20 +66,37 @@ def written_by(cursor, target, columns) -> tuple:
     """(rows, state) to record for a table a batch wrote into: the transactions whose rows it holds (one
     scan of `xmin`), or its fingerprint when more than `MAX_WRITERS` wrote them."""
     cursor.execute(
-        sql.SQL("SELECT xmin::text, count(*) FROM {} GROUP BY xmin LIMIT %s").format(target.sql), [MAX_WRITERS + 1]
+        sql.SQL(
+            "SELECT xmin::text, count(*), pg_snapshot_xmax(pg_current_snapshot())::text FROM {} GROUP BY xmin LIMIT %s"
+        ).format(target.sql),
+        [MAX_WRITERS + 1],
     )
     writers = cursor.fetchall()
     if len(writers) > MAX_WRITERS:
         return fingerprint(cursor, target, columns)
-    own = _own_xid(cursor)
-    listed = sorted(full_xid(int(xid), own) for xid, _ in writers)
+    # The newest writer the scan can have seen: this transaction, or one that committed after it began.
+    newest = max([_own_xid(cursor)] + [int(scanned_before) - 1 for _, _, scanned_before in writers])
+    listed = sorted(full_xid(int(xid), newest) for xid, _, _ in writers)
     state = _state(listed, _columns_digest(cursor, target, columns), _cluster(cursor))
-    return sum(count for _, count in writers), state
+    return sum(count for _, count, _ in writers), state
 
 
 def is_filled_here(state) -> bool:
     """Whether `state` lists transactions (`filled_here`, `written_by`) rather than being a fingerprint."""
     return bool(state) and state.startswith(XMIN_STATE)
+
+
+def parse_state(state):
+    """(full ids, columns digest, cluster) of a state that lists transactions; None if it does not parse,
+    as a state an earlier version recorded (low 32 bits, no cluster) does not."""
+    parts = state[len(XMIN_STATE) :].split(":") if is_filled_here(state) else []
+    if len(parts) != 3:
+        return None
+    listed, digest, cluster = parts
+    writers = listed.split(",") if listed else []
+    if not all(_XID.fullmatch(xid) for xid in writers) or not _CLUSTER.fullmatch(cluster):
+        return None
+    return [int(xid) for xid in writers], digest, cluster
 
 
 def still_holds(cursor, target, columns, rows, state) -> bool:
@@ -87,36 +105,35 @@ def still_holds(cursor, target, columns, rows, state) -> bool:
         return False
     if not is_filled_here(state):
         return fingerprint(cursor, target, columns) == (rows, state)
-    parts = state[len(XMIN_STATE) :].split(":")
-    if len(parts) != 3:
-        return False  # an earlier version's state, without full ids and cluster
-    listed, digest, cluster = parts
-    writers = listed.split(",") if listed else []
-    if not all(_XID.fullmatch(xid) for xid in writers) or not _CLUSTER.fullmatch(cluster):
+    parsed = parse_state(state)
+    if parsed is None:
         return False
-    if not ids_still_unique([int(xid) for xid in writers], _next_xid(cursor)) or cluster != _cluster(cursor):
+    writers, digest, cluster = parsed
+    if cluster != _cluster(cursor) or digest != _columns_digest(cursor, target, columns):
         return False
-    if digest != _columns_digest(cursor, target, columns):
-        return False
+    # One statement, one snapshot: the rows counted are those of transactions below the horizon read with them.
     cursor.execute(
-        sql.SQL("SELECT count(*), count(*) FILTER (WHERE NOT xmin = ANY(%s::text[]::xid[])) FROM {}").format(
-            target.sql
-        ),
-        [[str(int(xid) % XID_SPAN) for xid in writers]],
+        sql.SQL(
+            "SELECT count(*), count(*) FILTER (WHERE NOT xmin = ANY(%s::text[]::xid[])), "
+            "pg_snapshot_xmax(pg_current_snapshot())::text FROM {}"
+        ).format(target.sql),
+        [[str(xid % XID_SPAN) for xid in writers]],
     )
-    return cursor.fetchone() == (rows, 0)
+    counted, foreign, horizon = cursor.fetchone()
+    return (counted, foreign) == (rows, 0) and ids_still_unique(writers, int(horizon))
 
 
-def full_xid(low_bits, own) -> int:
+def full_xid(low_bits, newest) -> int:
     """The full id of a transaction whose row a table holds, from the 32 bits the row stores: the latest id up
-    to `own` (this transaction's) with those bits, since every such row was written by now."""
-    return own - (own - low_bits) % XID_SPAN
+    to `newest` (the newest writer the scan can have seen) with those bits."""
+    return newest - (newest - low_bits) % XID_SPAN
 
 
-def ids_still_unique(writers, next_xid) -> bool:
-    """Whether no transaction but the listed ones can have written a row carrying their 32 bits: every
-    listed id is below `next_xid` (the first this server has not started), and none is 2^32 behind it."""
-    return all(xid < next_xid and next_xid - xid <= XID_SPAN for xid in writers)
+def ids_still_unique(writers, horizon) -> bool:
+    """Whether no transaction but the listed ones can have written a row carrying their 32 bits that a
+    snapshot with this `horizon` (its xmax: every transaction it sees is below it) sees: every listed id is
+    below it, and none 2^32 or more behind it."""
+    return all(xid < horizon and horizon - xid <= XID_SPAN for xid in writers)
 
 
 def _state(writers, digest, cluster) -> str:
@@ -129,20 +146,24 @@ def _own_xid(cursor) -> int:
     return int(cursor.fetchone()[0])
 
 
-def _next_xid(cursor) -> int:
-    """The first full transaction id this server has not started, as this transaction's snapshot sees it."""
-    cursor.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
-    return int(cursor.fetchone()[0])
-
-
 def _cluster(cursor) -> str:
-    """The server's system identifier, or "-" for a role not allowed to read it (asked first: a refused call
-    would abort the load's transaction)."""
+    """The server's system identifier (read once per connection: it reads pg_control from disk), or "-" for a
+    role not allowed to read it, asked first since a refused call would abort the load's transaction; then
+    states of two clusters cannot be told apart."""
+    connection = cursor.connection
+    known = getattr(connection, "cluster", None)
+    if known is not None:
+        return known
     cursor.execute("SELECT has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')")
-    if not cursor.fetchone()[0]:
-        return "-"
-    cursor.execute("SELECT system_identifier::text FROM pg_catalog.pg_control_system()")
-    return cursor.fetchone()[0]
+    known = "-"
+    if cursor.fetchone()[0]:
+        cursor.execute("SELECT system_identifier::text FROM pg_catalog.pg_control_system()")
+        known = cursor.fetchone()[0]
+    try:
+        connection.cluster = known
+    except AttributeError:  # a plain psycopg2 connection takes no attribute: asked again next time
+        pass
+    return known
 
 
 def _columns_digest(cursor, target, columns) -> str:

@@ -166,7 +166,7 @@ class _Leading(list):
 
 class _Prefix:
     """The first `stop` rows of an encoded query, without copying the list (a million references, for every
-    page of an Id range): an answer only takes its page's slice of them."""
+    page of an Id range): an answer only takes its length and its page's slice (no index, no iteration)."""
 
     def __init__(self, items, stop):
         self.items, self.stop = items, stop
