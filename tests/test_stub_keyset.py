@@ -131,3 +131,25 @@ def test_rows_change_after_requests_over_http(stub):
     assert _ids(_get(stub, **{"$orderby": "Id"}).json())[-1] == 99
     for bad in ({"n": 1, "action": "drop_table", "code": CODE}, {"n": "1", "action": "delete_rows", "code": CODE}):
         assert requests.post(f"{control}/after_requests", json=bad, timeout=TIMEOUT).status_code == 400
+
+
+def test_encodings_of_several_indicators_are_kept_within_a_bound(stub, monkeypatch):
+    """Indicators prepared at start stay encoded while they fit (a run over many is not timed encoding them);
+    past the bound the oldest go first, and the newest stays even alone above it."""
+    from utils.stub import indicator_rows
+
+    codes = [f"KEEP_{n}" for n in range(3)]
+    for code in codes:
+        stub.set_rows(code, generate_rows(code, 100))
+        stub.prepare(code)
+    assert [query[0] for query in stub.state.encoded] == codes
+    first = stub.state.encoded[(codes[0], None, "Id")]
+    assert _ids(_get(stub, codes[0], **{"$orderby": "Id", "$filter": "Id gt 50"}).json()) == list(range(51, 101))
+    assert stub.state.encoded[(codes[0], None, "Id")] is first  # served from the kept encoding
+    monkeypatch.setattr(indicator_rows, "MAX_ENCODED_ROWS", 250)
+    stub.set_rows("KEEP_BIG", generate_rows("KEEP_BIG", 120))
+    stub.prepare("KEEP_BIG")
+    assert [query[0] for query in stub.state.encoded] == [codes[2], "KEEP_BIG"]
+    stub.set_rows("KEEP_HUGE", generate_rows("KEEP_HUGE", 300))
+    stub.prepare("KEEP_HUGE")
+    assert [query[0] for query in stub.state.encoded] == ["KEEP_HUGE"]

@@ -17,6 +17,9 @@ from utils.stub.wire import encode_json
 SHIPPED_DATASETS = ("WHOSIS_000001", "WHOSIS_000015")
 SHIPPED_ROWS = 12936
 MAX_LEADING = 64  # answers of a few rows kept (each at most FEW_ROWS rows)
+# Encoded rows kept across queries, oldest dropped first (the newest query's always kept): every indicator
+# the stand-in prepared at start stays ready, so a run over many of them is not timed encoding them.
+MAX_ENCODED_ROWS = 1_000_000
 
 
 def _numeric(value) -> bool:
@@ -103,8 +106,18 @@ class IndicatorRows:
                     ids = None
             cached = (rows, [encode_json(row) for row in matched], ids)
             with self.lock:
-                self.encoded = {query: cached}  # one query's encoding at a time
+                self.encoded.pop(query, None)
+                self.encoded[query] = cached
+                self._drop_oldest_encodings()
         return cached[1], cached[2]
+
+    def _drop_oldest_encodings(self):
+        """Drop the oldest encodings until at most MAX_ENCODED_ROWS rows are kept, or only the newest is (under
+        `lock`)."""
+        kept = sum(len(encoded) for _, encoded, _ in self.encoded.values())
+        while kept > MAX_ENCODED_ROWS and len(self.encoded) > 1:
+            _, encoded, _ = self.encoded.pop(next(iter(self.encoded)))
+            kept -= len(encoded)
 
     def leading_rows(self, code, rows, params, fields):
         """The answer to a query for a few rows (`$top` within FEW_ROWS), kept until the rows change: an
